@@ -1,0 +1,5 @@
+import sys
+
+from urgence.app.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""User-facing application: command line, web console, call log."""

@@ -1,0 +1,1 @@
+"""Audio pipeline: decoding (io), features (log-mel), augmentation."""

@@ -1,0 +1,1 @@
+"""Training data: vocabulary, speech synthesis, user recordings, splits, feature cache."""

@@ -1,0 +1,1 @@
+"""The seed project's experiments, reproduced with urgence.nn."""

@@ -1,0 +1,1 @@
+"""Keyword spotting: architectures, training, evaluation, streaming detector."""

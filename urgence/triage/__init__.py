@@ -1,0 +1,1 @@
+"""Call triage: keyword detections -> emergency services 15 / 17 / 18."""
