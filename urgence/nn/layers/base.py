@@ -1,0 +1,80 @@
+"""The layer protocol shared by every layer of the engine.
+
+Conventions (DESIGN.md): ``__init__`` stores hyper-parameters only; ``build`` creates the
+parameters from the input shape and a seeded generator; ``forward`` caches only what
+``backward`` needs; ``backward`` returns the gradient with respect to the input and fills
+``grads`` (same keys as ``params``). Gradients are those of the batch-mean loss: the loss
+divides by the batch size once, layers never divide again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+
+class Layer:
+    """Base class. Shapes exclude the batch axis; data is channels-first ``(N, C, H, W)``."""
+
+    def __init__(self, *, name: str | None = None, trainable: bool = True) -> None:
+        self.name = name
+        self.trainable = trainable
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.input_shape: Shape | None = None
+        self.output_shape: Shape | None = None
+        self.built = False
+
+    # -- construction -------------------------------------------------------------------
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        """Create parameters for inputs of ``input_shape`` (no batch axis)."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+    # -- computation --------------------------------------------------------------------
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- description --------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Hyper-parameters, JSON-serialisable, enough to rebuild the layer with ``cls(**config)``."""
+        return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**config)
+
+    def count_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays saved with the model: parameters plus non-trained state (e.g. running means)."""
+        return dict(self.params)
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        for key, value in arrays.items():
+            target = self.params if key in self.params else self._extra_state()
+            if key not in target:
+                raise KeyError(key)
+            if target[key].shape != value.shape:
+                raise ValueError(
+                    f"{type(self).__name__}.{key}: expected shape {target[key].shape}, "
+                    f"got {value.shape}"
+                )
+            target[key][...] = value
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_config()})"
