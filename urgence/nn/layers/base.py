@@ -5,6 +5,20 @@ parameters from the input shape and a seeded generator; ``forward`` caches only 
 ``backward`` needs; ``backward`` returns the gradient with respect to the input and fills
 ``grads`` (same keys as ``params``). Gradients are those of the batch-mean loss: the loss
 divides by the batch size once, layers never divide again.
+
+Dtypes: parameters are created float32; a layer computes in the dtype of its input (float32
+in training and inference, float64 in gradient checks, where the parameters are cast to
+float64 too).
+
+Two switches shape ``backward``:
+
+* ``trainable = False`` (frozen, for transfer learning): no parameter gradient is computed and
+  ``grads`` is left empty; the optimiser skips the layer. Unrelated to ``training``.
+* ``needs_input_grad = False`` (set by the model on its first layer): ``backward`` returns
+  ``None`` instead of computing a gradient nobody reads.
+
+Every misuse (wrong input shape, calling ``forward`` before ``build``, impossible
+hyper-parameters) raises :class:`LayerError`, a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -14,6 +28,10 @@ from typing import Any
 import numpy as np
 
 Shape = tuple[int, ...]
+
+
+class LayerError(ValueError):
+    """Bad hyper-parameters, an unbuilt layer, or an input of the wrong shape."""
 
 
 class Layer:
@@ -27,6 +45,7 @@ class Layer:
         self.input_shape: Shape | None = None
         self.output_shape: Shape | None = None
         self.built = False
+        self.needs_input_grad = True
 
     # -- construction -------------------------------------------------------------------
     def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
@@ -38,16 +57,29 @@ class Layer:
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
+    def _check_input(self, x: np.ndarray) -> None:
+        """Raise :class:`LayerError` unless ``x`` is a floating batch of ``input_shape``."""
+        if not self.built:
+            raise LayerError(f"{type(self).__name__}: call build() before forward()")
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+            raise LayerError(
+                f"{type(self).__name__}: expected a floating-point numpy array, "
+                f"got {type(x).__name__} {getattr(x, 'dtype', '')}"
+            )
+        if x.shape[1:] != self.input_shape:
+            expected = ", ".join(map(str, ("N", *self.input_shape)))
+            raise LayerError(f"{type(self).__name__}: expected input ({expected}), got {x.shape}")
+
     # -- computation --------------------------------------------------------------------
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
     # -- description --------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """Hyper-parameters, JSON-serialisable, enough to rebuild the layer with ``cls(**config)``."""
+        """Hyper-parameters, JSON-serialisable, enough to rebuild the layer: ``cls(**config)``."""
         return {"name": self.name, "trainable": self.trainable}
 
     @classmethod

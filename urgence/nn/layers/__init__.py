@@ -1,0 +1,79 @@
+"""The engine's layers, and the registry used to (de)serialise architectures.
+
+A layer's config is ``{"class": "Conv2D", "config": {...}}``: the class name (a key of
+:data:`LAYERS`) and the keyword arguments that rebuild it (``get_config()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from urgence.nn.layers.activation import (
+    ACTIVATIONS,
+    ActivatedLayer,
+    ActivationLayer,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    make_activation,
+)
+from urgence.nn.layers.base import Layer, LayerError, Shape
+from urgence.nn.layers.dense import Dense
+
+LAYERS: dict[str, type[Layer]] = {
+    cls.__name__: cls
+    for cls in (
+        Dense,
+        Linear,
+        ReLU,
+        Sigmoid,
+        Tanh,
+        Softmax,
+    )
+}
+
+
+def layer_to_config(layer: Layer) -> dict[str, Any]:
+    """``{"class": <class name>, "config": <get_config()>}``, JSON-serialisable."""
+    name = type(layer).__name__
+    if LAYERS.get(name) is not type(layer):
+        raise LayerError(f"layer class {name!r} is not registered in LAYERS")
+    return {"class": name, "config": layer.get_config()}
+
+
+def layer_from_config(spec: dict[str, Any]) -> Layer:
+    """An unbuilt layer from ``{"class": ..., "config": {...}}``; LayerError if malformed."""
+    if not isinstance(spec, dict) or "class" not in spec:
+        raise LayerError(f"a layer config needs a 'class' key, got {spec!r}")
+    cls = LAYERS.get(spec["class"])
+    if cls is None:
+        raise LayerError(f"unknown layer class {spec['class']!r}; known: {sorted(LAYERS)}")
+    config = spec.get("config", {})
+    if not isinstance(config, dict):
+        raise LayerError(f"{spec['class']}: 'config' must be a dict, got {config!r}")
+    try:
+        return cls.from_config(config)
+    except TypeError as exc:
+        raise LayerError(f"{spec['class']}: bad config {config!r}: {exc}") from None
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "ActivatedLayer",
+    "ActivationLayer",
+    "Dense",
+    "Layer",
+    "LayerError",
+    "Linear",
+    "ReLU",
+    "Shape",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "layer_from_config",
+    "layer_to_config",
+    "make_activation",
+]

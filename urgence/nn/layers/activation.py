@@ -1,0 +1,173 @@
+"""Activations as layers, and the composition that gives other layers an ``activation=``.
+
+``Dense(10, activation="relu")`` is a Dense layer followed by a :class:`ReLU` layer held
+inside it (:class:`ActivatedLayer`): one implementation of each activation, no copies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from urgence.nn import activations
+from urgence.nn.layers.base import Layer, LayerError, Shape
+
+
+class ActivationLayer(Layer):
+    """A parameter-free elementwise (or, for softmax, per-row) function."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """x: (N, ...) float -> same shape and dtype."""
+        self._check_input(x)
+        return self._apply(x, owned=False)
+
+    def _apply(self, x: np.ndarray, *, owned: bool) -> np.ndarray:
+        """Compute the activation and cache what backward needs; ``owned``: x may be overwritten."""
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if not self.needs_input_grad:
+            return None
+        if self._out is None:
+            raise LayerError(f"{type(self).__name__}: backward() before forward()")
+        return self._input_grad(grad_out, self._out)
+
+    def _input_grad(self, grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Linear(ActivationLayer):
+    """Identity: f(x) = x."""
+
+    def _apply(self, x: np.ndarray, *, owned: bool) -> np.ndarray:
+        self._out = x
+        return x
+
+    def _input_grad(self, grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return grad_out
+
+
+class ReLU(ActivationLayer):
+    """f(x) = max(x, 0); the gradient at 0 is taken as 0."""
+
+    def _apply(self, x: np.ndarray, *, owned: bool) -> np.ndarray:
+        self._out = np.maximum(x, 0, out=x) if owned else activations.relu(x)
+        return self._out
+
+    def _input_grad(self, grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return grad_out * (out > 0)
+
+
+class Sigmoid(ActivationLayer):
+    """f(x) = 1 / (1 + exp(-x)), computed without overflow."""
+
+    def _apply(self, x: np.ndarray, *, owned: bool) -> np.ndarray:
+        self._out = activations.sigmoid(x)
+        return self._out
+
+    def _input_grad(self, grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return grad_out * out * (1 - out)
+
+
+class Tanh(ActivationLayer):
+    def _apply(self, x: np.ndarray, *, owned: bool) -> np.ndarray:
+        self._out = activations.tanh(x)
+        return self._out
+
+    def _input_grad(self, grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return grad_out * (1 - out * out)
+
+
+class Softmax(ActivationLayer):
+    """Softmax along ``axis`` (1: the classes of (N, K), the channels of (N, C, H, W)).
+
+    For training a classifier, prefer the loss's fused softmax + cross-entropy; this layer's
+    backward is the general Jacobian-vector product.
+    """
+
+    def __init__(self, axis: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(axis, int) or axis == 0:
+            raise LayerError(f"Softmax: axis must be a non-batch integer axis, got {axis!r}")
+        self.axis = axis
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        rank = len(input_shape)  # the batch axis is axis 0, so valid axes are 1..rank
+        if not (1 <= self.axis <= rank or -rank <= self.axis <= -1):
+            raise LayerError(f"Softmax: axis {self.axis} out of range for input {input_shape}")
+        super().build(input_shape, rng)
+
+    def _apply(self, x: np.ndarray, *, owned: bool) -> np.ndarray:
+        self._out = activations.softmax(x, axis=self.axis)
+        return self._out
+
+    def _input_grad(self, grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return out * (grad_out - (grad_out * out).sum(axis=self.axis, keepdims=True))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis}
+
+
+ACTIVATIONS: dict[str, type[ActivationLayer]] = {
+    "linear": Linear,
+    "relu": ReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
+}
+
+
+def make_activation(name: str | None) -> ActivationLayer | None:
+    """The activation layer called ``name`` (None or "linear": no activation)."""
+    if name is None or name == "linear":
+        return None
+    try:
+        return ACTIVATIONS[name]()
+    except (KeyError, TypeError):
+        raise LayerError(
+            f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)} or None"
+        ) from None
+
+
+class ActivatedLayer(Layer):
+    """A layer computing ``activation(pre_activation(x))``.
+
+    Subclasses implement ``_pre_activation(x, training)`` (returning a fresh array, which the
+    activation may then overwrite) and ``_pre_activation_backward(grad) -> grad_in | None``.
+    """
+
+    def __init__(self, activation: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.activation = activation
+        self._activation = make_activation(activation)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        super().build(input_shape, rng)
+        if self._activation is not None:
+            self._activation.build(self.output_shape, rng)
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x)
+        z = self._pre_activation(x, training)
+        if self._activation is None:
+            return z
+        return self._activation._apply(z, owned=True)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if self._activation is not None:
+            grad_out = self._activation.backward(grad_out)
+        return self._pre_activation_backward(grad_out)
+
+    def _pre_activation(self, x: np.ndarray, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "activation": self.activation}
