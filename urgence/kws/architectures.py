@@ -1,0 +1,101 @@
+"""Keyword-spotting architectures, built with ``urgence.nn``.
+
+Both take a log-mel window ``(N, 1, 40, 98)`` float32 and end with logits followed by a
+``Softmax`` layer over the class labels.
+
+- ``compact_cnn``: in the spirit of the seed's transfer model (conv, conv, pool, dropout,
+  flatten, dense, dropout, dense), with pooling after every convolution so that a 40 x 98
+  window costs ~10 M multiply-accumulates instead of the seed's 374 x 129 input.
+- ``dscnn``: depthwise-separable CNN of "Hello Edge" (Zhang et al., 2017): a 10 x 4 strided
+  convolution, then blocks of depthwise 3 x 3 + pointwise 1 x 1, global average pooling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from urgence.nn import Sequential
+from urgence.nn.layers import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Softmax,
+)
+
+INPUT_SHAPE = (1, 40, 98)
+
+
+def compact_cnn_layers(n_classes: int, *, width: int = 16, dropout: float = 0.3) -> list[Layer]:
+    w = width
+    layers: list[Layer] = []
+    for channels in (w, 2 * w, 4 * w):
+        layers += [
+            Conv2D(channels, 3, padding="same", use_bias=False),
+            BatchNormalization(),
+            ReLU(),
+            MaxPool2D(2),
+        ]
+    return layers + [
+        Dropout(dropout / 2),
+        Flatten(),
+        Dense(64, activation="relu"),
+        Dropout(dropout),
+        Dense(n_classes),
+        Softmax(),
+    ]
+
+
+def dscnn_layers(
+    n_classes: int, *, width: int = 64, blocks: int = 4, dropout: float = 0.2
+) -> list[Layer]:
+    layers: list[Layer] = [
+        Conv2D(width, (10, 4), strides=2, padding="same", use_bias=False),
+        BatchNormalization(),
+        ReLU(),
+    ]
+    for _ in range(blocks):
+        layers += [
+            DepthwiseConv2D(3, padding="same", use_bias=False),
+            BatchNormalization(),
+            ReLU(),
+            Conv2D(width, 1, use_bias=False),
+            BatchNormalization(),
+            ReLU(),
+        ]
+    return layers + [GlobalAveragePooling2D(), Dropout(dropout), Dense(n_classes), Softmax()]
+
+
+ARCHITECTURES: dict[str, Callable[..., list[Layer]]] = {
+    "compact_cnn": compact_cnn_layers,
+    "dscnn": dscnn_layers,
+}
+
+
+def build(name: str, n_classes: int, *, seed: int = 0, **options) -> Sequential:
+    """A keyword model ``name`` (one of ``ARCHITECTURES``) for ``n_classes`` labels."""
+    try:
+        make_layers = ARCHITECTURES[name]
+    except KeyError:
+        known = ", ".join(ARCHITECTURES)
+        raise ValueError(f"unknown architecture {name!r}; known: {known}") from None
+    return Sequential(make_layers(n_classes, **options), input_shape=INPUT_SHAPE, seed=seed)
+
+
+def count_macs(model: Sequential) -> int:
+    """Multiply-accumulates of one forward pass on one input (convolutions and dense layers)."""
+    total = 0
+    for layer in model.layers:
+        out = layer.output_shape
+        if isinstance(layer, Dense):
+            total += layer.params["W"].size
+        elif isinstance(layer, DepthwiseConv2D | Conv2D):
+            # both store W as (out_channels, in_channels_per_group, kh, kw)
+            total += layer.params["W"].size * out[1] * out[2]
+    return int(total)
