@@ -144,8 +144,8 @@ def _decode(source: str | io.BytesIO, name: str, *, sr: int, max_seconds: float)
                 audio_file.channels,
                 audio_file.frames,
             )
-            if channels < 1:
-                raise AudioError(f"{name}: zero channels")
+            if not 1 <= channels <= MAX_CHANNELS:
+                raise AudioError(f"{name}: {channels} channels (expected 1 to {MAX_CHANNELS})")
             _check_rate(rate, name)
             if header_frames / rate > max_seconds:
                 raise AudioError(
