@@ -1,0 +1,118 @@
+"""Clip preparation: trim a word's silence, cut it out of a phrase, place it in a 1 s window.
+
+The detector slides 1 s windows with a 100 ms hop, so a word is rarely centred in the
+window it is detected in: training clips put the word at a random offset (entirely inside).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from urgence.corpus.synth import SAMPLE_RATE, Speech
+from urgence.corpus.vocabulary import fold
+
+CLIP_SAMPLES = SAMPLE_RATE  # 1 s
+# a word up to this much longer than the window is sped up to fit; longer ones are refused
+MAX_SPEEDUP = 1.35
+_FRAME = SAMPLE_RATE // 100  # 10 ms energy frames
+
+
+class ClipError(ValueError):
+    """A clip cannot be made from this audio (no speech, word too long, word not found)."""
+
+
+def trim_silence(
+    y: np.ndarray, *, threshold_db: float = -35.0, margin_s: float = 0.02
+) -> np.ndarray:
+    """Drop leading and trailing frames quieter than ``threshold_db`` below the loudest
+    10 ms frame, keeping ``margin_s`` of context on each side.
+
+    y: (n,) float32 at 16 kHz. Returns a (m,) float32 view, m <= n; empty if ``y`` is silent.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    n_frames = len(y) // _FRAME
+    if n_frames == 0:
+        return y[:0] if not np.any(y) else y
+    energy = np.sqrt(np.mean(y[: n_frames * _FRAME].reshape(n_frames, _FRAME) ** 2, axis=1))
+    peak = energy.max()
+    if peak <= 1e-5:
+        return y[:0]
+    loud = np.flatnonzero(energy >= peak * 10 ** (threshold_db / 20))
+    margin = round(margin_s * SAMPLE_RATE)
+    start = max(loud[0] * _FRAME - margin, 0)
+    end = min((loud[-1] + 1) * _FRAME + margin, len(y))
+    return y[start:end]
+
+
+def fit_length(y: np.ndarray, max_samples: int = CLIP_SAMPLES) -> np.ndarray:
+    """``y`` unchanged if it fits in ``max_samples``, else sped up (resampled, so pitch rises
+    slightly) to fit when that needs at most ``MAX_SPEEDUP``. Raises ClipError otherwise.
+
+    y: (n,) float32. Returns (m,) float32 with m <= max_samples."""
+    if len(y) <= max_samples:
+        return y
+    ratio = len(y) / max_samples
+    if ratio > MAX_SPEEDUP:
+        raise ClipError(f"word lasts {len(y) / SAMPLE_RATE:.2f} s, too long for a 1 s clip")
+    # resampling from a higher nominal rate shortens the signal by `ratio`
+    fitted = soxr.resample(y, SAMPLE_RATE * ratio, SAMPLE_RATE).astype(np.float32)
+    return fitted[:max_samples]
+
+
+def place_in_window(
+    y: np.ndarray, *, rng: np.random.Generator, length: int = CLIP_SAMPLES
+) -> np.ndarray:
+    """Put the word ``y`` at a uniformly random offset inside a zero window of ``length``.
+
+    y: (n,) float32 with n <= length (see ``fit_length``). Returns (length,) float32."""
+    if len(y) > length:
+        raise ClipError(f"{len(y)} samples do not fit in a window of {length}")
+    window = np.zeros(length, dtype=np.float32)
+    offset = int(rng.integers(0, length - len(y) + 1))
+    window[offset : offset + len(y)] = y
+    return window
+
+
+def word_span(speech: Speech, target: str) -> tuple[float, float]:
+    """(start_s, end_s) of the words of ``target`` (one or more words) in ``speech``,
+    compared without case or accents. Raises ClipError if they are not spoken in order."""
+    tokens = [fold(t) for t in target.split()]
+    spoken = [fold(w) for w, _, _ in speech.words]
+    for i in range(len(spoken) - len(tokens) + 1):
+        if spoken[i : i + len(tokens)] == tokens:
+            return speech.words[i][1], speech.words[i + len(tokens) - 1][2]
+    raise ClipError(f"{target!r} not found among the spoken words {spoken}")
+
+
+def cut_word(speech: Speech, target: str, *, pad_s: float = 0.02) -> np.ndarray:
+    """The samples of ``target`` cut out of a phrase and trimmed of silence.
+
+    Returns (m,) float32 at 16 kHz. Raises ClipError if the word is missing or silent."""
+    start_s, end_s = word_span(speech, target)
+    start = max(round((start_s - pad_s) * SAMPLE_RATE), 0)
+    end = min(round((end_s + pad_s) * SAMPLE_RATE), len(speech.samples))
+    word = trim_silence(speech.samples[start:end])
+    if len(word) < _FRAME * 5:
+        raise ClipError(f"{target!r}: less than 50 ms of speech after trimming")
+    return word
+
+
+def make_clip(word: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
+    """A training clip from a word's samples: trim, fit, place at a random offset.
+
+    word: (n,) float32 at 16 kHz. Returns (CLIP_SAMPLES,) float32. Raises ClipError."""
+    trimmed = trim_silence(word)
+    if len(trimmed) < _FRAME * 5:
+        raise ClipError("less than 50 ms of speech")
+    return place_in_window(fit_length(trimmed), rng=rng)
+
+
+def to_int16(clips: np.ndarray) -> np.ndarray:
+    """(N, n) float32 in [-1, 1] -> (N, n) int16 (clipped), for compact storage."""
+    return np.round(np.clip(clips, -1.0, 32767 / 32768) * 32768).astype(np.int16)
+
+
+def from_int16(clips: np.ndarray) -> np.ndarray:
+    """(N, n) int16 -> (N, n) float32 in [-1, 1)."""
+    return clips.astype(np.float32) / np.float32(32768)
