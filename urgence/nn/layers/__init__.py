@@ -20,12 +20,25 @@ from urgence.nn.layers.activation import (
     make_activation,
 )
 from urgence.nn.layers.base import Layer, LayerError, Shape
+from urgence.nn.layers.conv import Conv2D, DepthwiseConv2D
 from urgence.nn.layers.dense import Dense
+from urgence.nn.layers.normalization import BatchNormalization
+from urgence.nn.layers.pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
+from urgence.nn.layers.regularization import Dropout
+from urgence.nn.layers.reshape import Flatten
 
 LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls
     for cls in (
         Dense,
+        Conv2D,
+        DepthwiseConv2D,
+        MaxPool2D,
+        AvgPool2D,
+        GlobalAveragePooling2D,
+        Flatten,
+        Dropout,
+        BatchNormalization,
         Linear,
         ReLU,
         Sigmoid,
@@ -64,10 +77,18 @@ __all__ = [
     "LAYERS",
     "ActivatedLayer",
     "ActivationLayer",
+    "AvgPool2D",
+    "BatchNormalization",
+    "Conv2D",
     "Dense",
+    "DepthwiseConv2D",
+    "Dropout",
+    "Flatten",
+    "GlobalAveragePooling2D",
     "Layer",
     "LayerError",
     "Linear",
+    "MaxPool2D",
     "ReLU",
     "Shape",
     "Sigmoid",

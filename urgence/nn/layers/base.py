@@ -91,7 +91,7 @@ class Layer:
 
     def state(self) -> dict[str, np.ndarray]:
         """Arrays saved with the model: parameters plus non-trained state (e.g. running means)."""
-        return dict(self.params)
+        return {**self.params, **self._extra_state()}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         for key, value in arrays.items():
@@ -106,6 +106,7 @@ class Layer:
             target[key][...] = value
 
     def _extra_state(self) -> dict[str, np.ndarray]:
+        """Saved, non-trained arrays (updated in place by ``load_state``)."""
         return {}
 
     def __repr__(self) -> str:

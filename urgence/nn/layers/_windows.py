@@ -1,0 +1,93 @@
+"""Geometry shared by convolution and pooling: window sizes, strides, padding, slices.
+
+Padding follows Keras: ``"valid"`` uses only whole windows (``out = (H - k) // s + 1``);
+``"same"`` gives ``out = ceil(H / s)`` and pads ``max((out - 1) * s + k - H, 0)`` cells, the
+odd one at the bottom / right.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from urgence.nn.layers.base import LayerError
+
+Pair = tuple[int, int]
+PADDINGS = ("valid", "same")
+
+
+def as_pair(value: int | tuple[int, int] | list[int], what: str, owner: str) -> Pair:
+    """``3 -> (3, 3)``, ``(10, 4) -> (10, 4)``; LayerError unless positive integers."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+        raise LayerError(f"{owner}: {what} must be a positive int or a pair of them, got {value!r}")
+    return pair
+
+
+def check_padding(padding: str, owner: str) -> str:
+    if padding not in PADDINGS:
+        raise LayerError(f"{owner}: padding must be one of {PADDINGS}, got {padding!r}")
+    return padding
+
+
+def output_size(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int, int]:
+    """(output size, padding before, padding after) along one spatial axis."""
+    if padding == "same":
+        out = math.ceil(size / stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        return out, total // 2, total - total // 2
+    return (size - kernel) // stride + 1, 0, 0
+
+
+class WindowGeometry:
+    """Output size, padding and per-offset slices for a (kh, kw) window over (H, W)."""
+
+    def __init__(self, hw: Pair, kernel: Pair, strides: Pair, padding: str, owner: str) -> None:
+        (h, w), (kh, kw), (sh, sw) = hw, kernel, strides
+        self.out_h, top, bottom = output_size(h, kh, sh, padding)
+        self.out_w, left, right = output_size(w, kw, sw, padding)
+        if self.out_h < 1 or self.out_w < 1:
+            raise LayerError(
+                f"{owner}: a {kh}x{kw} window does not fit a {h}x{w} input with {padding!r} padding"
+            )
+        self.kernel, self.strides = kernel, strides
+        self.pads = ((top, bottom), (left, right))
+        self.padded = any(self.pads[0]) or any(self.pads[1])
+        self.hw = (h, w)
+        # The padded input is also cropped to the cells some window reads ("valid" drops
+        # the bottom / right remainder), so gradients scatter into exactly that area.
+        self.used_h = (self.out_h - 1) * sh + kh
+        self.used_w = (self.out_w - 1) * sw + kw
+
+    def pad(self, x: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """x: (N, C, H, W) -> (N, C, used_h, used_w), padded with ``fill``, same dtype."""
+        if not self.padded:
+            return x[:, :, : self.used_h, : self.used_w]
+        (top, _), (left, _) = self.pads
+        out = np.full(x.shape[:2] + (self.used_h, self.used_w), fill, dtype=x.dtype)
+        h = min(self.hw[0], self.used_h - top)
+        w = min(self.hw[1], self.used_w - left)
+        out[:, :, top : top + h, left : left + w] = x[:, :, :h, :w]
+        return out
+
+    def unpad(self, grad_padded: np.ndarray) -> np.ndarray:
+        """Gradient on the padded/cropped input (N, C, used_h, used_w) -> on x (N, C, H, W)."""
+        (top, _), (left, _) = self.pads
+        h, w = self.hw
+        if not self.padded and (self.used_h, self.used_w) == (h, w):
+            return grad_padded
+        out = np.zeros(grad_padded.shape[:2] + (h, w), dtype=grad_padded.dtype)
+        hh = min(h, self.used_h - top)
+        ww = min(w, self.used_w - left)
+        out[:, :, :hh, :ww] = grad_padded[:, :, top : top + hh, left : left + ww]
+        return out
+
+    def offsets(self) -> Iterator[tuple[int, int, tuple[slice, slice]]]:
+        """(i, j, (rows, cols)): the padded-input cells that kernel offset (i, j) reads."""
+        (kh, kw), (sh, sw) = self.kernel, self.strides
+        for i in range(kh):
+            rows = slice(i, i + (self.out_h - 1) * sh + 1, sh)
+            for j in range(kw):
+                yield i, j, (rows, slice(j, j + (self.out_w - 1) * sw + 1, sw))

@@ -1,0 +1,234 @@
+"""2-D convolutions over channels-first data: ``Conv2D`` and ``DepthwiseConv2D``.
+
+Both are cross-correlations (no kernel flip), like every deep-learning framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from urgence.nn.initializers import get_initializer, zeros
+from urgence.nn.layers._windows import WindowGeometry, as_pair, check_padding
+from urgence.nn.layers.activation import ActivatedLayer
+from urgence.nn.layers.base import LayerError, Shape
+
+
+class _WindowedConv(ActivatedLayer):
+    """What Conv2D and DepthwiseConv2D share: geometry, bias, configuration."""
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        strides: int | tuple[int, int] = 1,
+        padding: str = "valid",
+        activation: str | None = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "he",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(activation=activation, **kwargs)
+        owner = type(self).__name__
+        self.kernel_size = as_pair(kernel_size, "kernel_size", owner)
+        self.strides = as_pair(strides, "strides", owner)
+        self.padding = check_padding(padding, owner)
+        get_initializer(kernel_initializer)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self._geometry: WindowGeometry | None = None
+
+    def _out_channels(self, in_channels: int) -> int:
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise LayerError(
+                f"{type(self).__name__}: expects (N, C, H, W) inputs, got (N, {input_shape})"
+            )
+        c, h, w = input_shape
+        geometry = WindowGeometry(
+            (h, w), self.kernel_size, self.strides, self.padding, type(self).__name__
+        )
+        return (self._out_channels(c), geometry.out_h, geometry.out_w)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        super().build(input_shape, rng)
+        c, h, w = self.input_shape
+        self._geometry = WindowGeometry(
+            (h, w), self.kernel_size, self.strides, self.padding, type(self).__name__
+        )
+        kernel_shape = self._kernel_shape(c)
+        out_channels, in_per_group, kh, kw = kernel_shape
+        init = get_initializer(self.kernel_initializer)
+        self.params["W"] = init(kernel_shape, in_per_group * kh * kw, out_channels * kh * kw, rng)
+        if self.use_bias:
+            self.params["b"] = zeros((out_channels,), 0, 0, rng)
+
+    def _kernel_shape(self, in_channels: int) -> tuple[int, int, int, int]:
+        raise NotImplementedError
+
+    def _add_bias(self, z: np.ndarray) -> None:
+        if self.use_bias:
+            z += self.params["b"][:, None, None]
+
+    def _bias_grad(self, grad_out: np.ndarray) -> None:
+        if self.use_bias:
+            self.grads["b"] = grad_out.sum(axis=(0, 2, 3))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+        }
+
+
+class Conv2D(_WindowedConv):
+    """y = activation(conv(x, W) + b).
+
+    x: (N, C, H, W) float; W: (filters, C, kh, kw) float32; b: (filters,) float32;
+    y: (N, filters, H_out, W_out), dtype of x.
+
+    Implementation: im2col into (N, C*kh*kw, H_out*W_out) by one strided copy per kernel
+    offset, then one batched matmul; backward scatters the column gradient back with one
+    strided add per kernel offset (col2im).
+    """
+
+    def __init__(self, filters: int, kernel_size: int | tuple[int, int], **kwargs: Any) -> None:
+        super().__init__(kernel_size, **kwargs)
+        if not isinstance(filters, int) or filters < 1:
+            raise LayerError(f"Conv2D: filters must be a positive integer, got {filters!r}")
+        self.filters = filters
+        self._cols: np.ndarray | None = None
+
+    def _out_channels(self, in_channels: int) -> int:
+        return self.filters
+
+    def _kernel_shape(self, in_channels: int) -> tuple[int, int, int, int]:
+        return (self.filters, in_channels, *self.kernel_size)
+
+    def _pre_activation(self, x: np.ndarray, training: bool) -> np.ndarray:
+        geometry = self._geometry
+        n, c = x.shape[:2]
+        kh, kw = self.kernel_size
+        oh, ow = geometry.out_h, geometry.out_w
+        padded = geometry.pad(x)
+        cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+        for i, j, window in geometry.offsets():
+            cols[:, :, i, j] = padded[(slice(None), slice(None), *window)]
+        cols = cols.reshape(n, c * kh * kw, oh * ow)
+        self._cols = cols
+        z = np.matmul(self.params["W"].reshape(self.filters, -1), cols)
+        z = z.reshape(n, self.filters, oh, ow)
+        self._add_bias(z)
+        return z
+
+    def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        n = grad_out.shape[0]
+        grad3 = grad_out.reshape(n, self.filters, -1)
+        kernel = self.params["W"]
+        if self.trainable:
+            self.grads["W"] = (
+                np.matmul(grad3, self._cols.transpose(0, 2, 1)).sum(axis=0).reshape(kernel.shape)
+            )
+            self._bias_grad(grad_out)
+        else:
+            self.grads.clear()
+        if not self.needs_input_grad:
+            return None
+        geometry = self._geometry
+        c = self.input_shape[0]
+        kh, kw = self.kernel_size
+        grad_cols = np.matmul(kernel.reshape(self.filters, -1).T, grad3)
+        grad_cols = grad_cols.reshape(n, c, kh, kw, geometry.out_h, geometry.out_w)
+        grad_padded = np.zeros((n, c, geometry.used_h, geometry.used_w), dtype=grad_cols.dtype)
+        for i, j, window in geometry.offsets():
+            grad_padded[(slice(None), slice(None), *window)] += grad_cols[:, :, i, j]
+        return geometry.unpad(grad_padded)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters}
+
+
+class DepthwiseConv2D(_WindowedConv):
+    """Each input channel convolved with its own ``depth_multiplier`` kernels.
+
+    x: (N, C, H, W) float; W: (C * depth_multiplier, 1, kh, kw) float32 (output channel
+    ``c * depth_multiplier + m`` reads input channel ``c``, like a grouped convolution with
+    ``groups = C``); b: (C * depth_multiplier,) float32; y: (N, C * depth_multiplier,
+    H_out, W_out), dtype of x.
+
+    Implementation: a loop over the kh*kw kernel offsets, each a broadcast multiply-add of a
+    strided slice (no im2col: there is no matmul to feed).
+    """
+
+    def __init__(
+        self, kernel_size: int | tuple[int, int], depth_multiplier: int = 1, **kwargs: Any
+    ) -> None:
+        super().__init__(kernel_size, **kwargs)
+        if not isinstance(depth_multiplier, int) or depth_multiplier < 1:
+            raise LayerError(
+                "DepthwiseConv2D: depth_multiplier must be a positive integer, "
+                f"got {depth_multiplier!r}"
+            )
+        self.depth_multiplier = depth_multiplier
+        self._padded: np.ndarray | None = None
+
+    def _out_channels(self, in_channels: int) -> int:
+        return in_channels * self.depth_multiplier
+
+    def _kernel_shape(self, in_channels: int) -> tuple[int, int, int, int]:
+        return (in_channels * self.depth_multiplier, 1, *self.kernel_size)
+
+    def _kernel_by_offset(self) -> np.ndarray:
+        """W as (kh, kw, 1, C, M, 1, 1): one broadcastable (C, M) weight block per offset."""
+        kernel = self.params["W"].reshape(
+            self.input_shape[0], self.depth_multiplier, *self.kernel_size
+        )
+        return kernel.transpose(2, 3, 0, 1)[:, :, None, :, :, None, None]
+
+    def _pre_activation(self, x: np.ndarray, training: bool) -> np.ndarray:
+        geometry = self._geometry
+        n, c = x.shape[:2]
+        m = self.depth_multiplier
+        padded = geometry.pad(x)
+        self._padded = padded
+        weights = self._kernel_by_offset()
+        z = np.zeros((n, c, m, geometry.out_h, geometry.out_w), dtype=x.dtype)
+        for i, j, window in geometry.offsets():
+            z += padded[(slice(None), slice(None), *window)][:, :, None] * weights[i, j]
+        z = z.reshape(n, c * m, geometry.out_h, geometry.out_w)
+        self._add_bias(z)
+        return z
+
+    def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        geometry = self._geometry
+        n, c = grad_out.shape[0], self.input_shape[0]
+        m = self.depth_multiplier
+        grad5 = grad_out.reshape(n, c, m, geometry.out_h, geometry.out_w)
+        padded = self._padded
+        if self.trainable:
+            kh, kw = self.kernel_size
+            grad_kernel = np.empty((c, m, kh, kw), dtype=grad_out.dtype)
+            for i, j, window in geometry.offsets():
+                grad_kernel[:, :, i, j] = np.einsum(
+                    "nchw,ncmhw->cm", padded[(slice(None), slice(None), *window)], grad5
+                )
+            self.grads["W"] = grad_kernel.reshape(self.params["W"].shape)
+            self._bias_grad(grad_out)
+        else:
+            self.grads.clear()
+        if not self.needs_input_grad:
+            return None
+        weights = self._kernel_by_offset()
+        grad_padded = np.zeros(padded.shape, dtype=grad_out.dtype)
+        for i, j, window in geometry.offsets():
+            grad_padded[(slice(None), slice(None), *window)] += (grad5 * weights[i, j]).sum(axis=2)
+        return geometry.unpad(grad_padded)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}

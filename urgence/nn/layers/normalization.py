@@ -1,0 +1,106 @@
+"""Batch normalisation, per feature of (N, D) or per channel of (N, C, H, W)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from urgence.nn.layers.base import Layer, LayerError, Shape
+
+
+class BatchNormalization(Layer):
+    """y = gamma * (x - mean) / sqrt(var + epsilon) + beta, per feature / channel.
+
+    x: (N, D) or (N, C, H, W) float -> same shape and dtype. Parameters ``gamma``, ``beta``:
+    (D,) or (C,) float32. In training the batch statistics (biased variance) are used and the
+    saved state ``moving_mean``, ``moving_var`` is updated as
+    ``moving = momentum * moving + (1 - momentum) * batch``; at inference (and when frozen,
+    ``trainable=False``, as in Keras) the moving statistics are used and not updated.
+    """
+
+    def __init__(self, momentum: float = 0.9, epsilon: float = 1e-3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(momentum, int | float) or not 0.0 <= momentum < 1.0:
+            raise LayerError(f"BatchNormalization: momentum must be in [0, 1), got {momentum!r}")
+        if not isinstance(epsilon, int | float) or epsilon <= 0.0:
+            raise LayerError(f"BatchNormalization: epsilon must be > 0, got {epsilon!r}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.moving_mean: np.ndarray | None = None
+        self.moving_var: np.ndarray | None = None
+        self._cache: tuple[np.ndarray, np.ndarray, bool] | None = None
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) not in (1, 3):
+            raise LayerError(
+                f"BatchNormalization: expects (N, D) or (N, C, H, W) inputs, got (N, {input_shape})"
+            )
+        return tuple(input_shape)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        super().build(input_shape, rng)
+        features = self.input_shape[0]
+        self.params["gamma"] = np.ones(features, dtype=np.float32)
+        self.params["beta"] = np.zeros(features, dtype=np.float32)
+        self.moving_mean = np.zeros(features, dtype=np.float32)
+        self.moving_var = np.ones(features, dtype=np.float32)
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"moving_mean": self.moving_mean, "moving_var": self.moving_var}
+
+    def _axes(self, x: np.ndarray) -> tuple[int, ...]:
+        return (0,) if x.ndim == 2 else (0, 2, 3)
+
+    def _per_feature(self, v: np.ndarray, ndim: int) -> np.ndarray:
+        """(C,) -> broadcastable against (N, C) or (N, C, H, W)."""
+        return v if ndim == 2 else v[:, None, None]
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x)
+        use_batch = training and self.trainable
+        if use_batch:
+            axes = self._axes(x)
+            mean = x.mean(axis=axes)
+            centered = x - self._per_feature(mean, x.ndim)
+            var = np.square(centered).mean(axis=axes)
+            keep = self.momentum
+            self.moving_mean *= keep
+            self.moving_mean += (1 - keep) * mean
+            self.moving_var *= keep
+            self.moving_var += (1 - keep) * var
+        else:
+            mean, var = self.moving_mean, self.moving_var
+            centered = x - self._per_feature(mean, x.ndim)
+        inv_std = 1 / np.sqrt(var + self.epsilon).astype(x.dtype, copy=False)
+        normalised = centered * self._per_feature(inv_std, x.ndim)
+        self._cache = (normalised, inv_std, use_batch)
+        return normalised * self._per_feature(self.params["gamma"], x.ndim) + self._per_feature(
+            self.params["beta"], x.ndim
+        )
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if self._cache is None:
+            raise LayerError("BatchNormalization: backward() before forward()")
+        normalised, inv_std, used_batch = self._cache
+        ndim = grad_out.ndim
+        axes = self._axes(grad_out)
+        grad_beta = grad_out.sum(axis=axes)
+        grad_gamma = (grad_out * normalised).sum(axis=axes)
+        if self.trainable:
+            self.grads["gamma"], self.grads["beta"] = grad_gamma, grad_beta
+        else:
+            self.grads.clear()
+        if not self.needs_input_grad:
+            return None
+        scale = self._per_feature(self.params["gamma"] * inv_std, ndim)
+        if not used_batch:
+            # Fixed statistics: the layer is an affine map per feature.
+            return grad_out * scale
+        count = grad_out.size // grad_out.shape[1]
+        mean_grad = self._per_feature(grad_beta / count, ndim)
+        mean_grad_normalised = self._per_feature(grad_gamma / count, ndim)
+        return scale * (grad_out - mean_grad - normalised * mean_grad_normalised)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}

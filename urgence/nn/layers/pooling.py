@@ -1,0 +1,173 @@
+"""Pooling over channels-first data: max, average, global average."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from urgence.nn.layers._windows import WindowGeometry, as_pair, check_padding
+from urgence.nn.layers.base import Layer, LayerError, Shape
+
+
+class _Pool2D(Layer):
+    """Windowed pooling; ``strides`` defaults to ``pool_size`` (non-overlapping windows)."""
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = 2,
+        strides: int | tuple[int, int] | None = None,
+        padding: str = "valid",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.pool_size = as_pair(pool_size, "pool_size", owner)
+        self.strides = self.pool_size if strides is None else as_pair(strides, "strides", owner)
+        self.padding = check_padding(padding, owner)
+        self._geometry: WindowGeometry | None = None
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise LayerError(
+                f"{type(self).__name__}: expects (N, C, H, W) inputs, got (N, {input_shape})"
+            )
+        c, h, w = input_shape
+        geometry = WindowGeometry(
+            (h, w), self.pool_size, self.strides, self.padding, type(self).__name__
+        )
+        return (c, geometry.out_h, geometry.out_w)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        super().build(input_shape, rng)
+        _, h, w = self.input_shape
+        self._geometry = WindowGeometry(
+            (h, w), self.pool_size, self.strides, self.padding, type(self).__name__
+        )
+
+    def _tiles(self) -> bool:
+        """True when the windows tile the (cropped) input: no overlap, no gap, no padding."""
+        return self.strides == self.pool_size and not self._geometry.padded
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+        }
+
+
+class MaxPool2D(_Pool2D):
+    """y[n, c, i, j] = max of the window; x: (N, C, H, W) float -> (N, C, H_out, W_out).
+
+    Backward routes each output gradient to the first maximal cell of its window (row-major),
+    found by comparing the window's cells with the output: no argmax index arrays. "same"
+    padding pads with -inf.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._padded: np.ndarray | None = None
+        self._out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x)
+        geometry = self._geometry
+        padded = geometry.pad(x, fill=-np.inf)
+        if self._tiles():
+            n, c, h, w = padded.shape
+            (ph, pw) = self.pool_size
+            out = padded.reshape(n, c, h // ph, ph, w // pw, pw).max(axis=(3, 5))
+        else:
+            out = None
+            for _, _, window in geometry.offsets():
+                cells = padded[(slice(None), slice(None), *window)]
+                out = cells.copy() if out is None else np.maximum(out, cells, out=out)
+        self._padded, self._out = padded, out
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if not self.needs_input_grad:
+            return None
+        geometry = self._geometry
+        padded, out = self._padded, self._out
+        grad_padded = np.zeros(padded.shape, dtype=grad_out.dtype)
+        unclaimed = np.ones(out.shape, dtype=bool)
+        for _, _, window in geometry.offsets():
+            index = (slice(None), slice(None), *window)
+            winner = padded[index] == out
+            winner &= unclaimed
+            unclaimed &= ~winner
+            grad_padded[index] += grad_out * winner
+        return geometry.unpad(grad_padded)
+
+
+class AvgPool2D(_Pool2D):
+    """y[n, c, i, j] = mean of the window; x: (N, C, H, W) float -> (N, C, H_out, W_out).
+
+    With "same" padding the mean is over the real cells only (padding is not counted).
+    """
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        super().build(input_shape, rng)
+        geometry = self._geometry
+        # Cells per window, without padding: (H_out, W_out), float64, cast on use.
+        real = geometry.pad(np.ones((1, 1, *geometry.hw)))
+        counts = sum(real[(0, 0, *window)] for _, _, window in geometry.offsets())
+        self._counts = counts
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x)
+        geometry = self._geometry
+        padded = geometry.pad(x)
+        if self._tiles():
+            n, c, h, w = padded.shape
+            (ph, pw) = self.pool_size
+            return padded.reshape(n, c, h // ph, ph, w // pw, pw).mean(axis=(3, 5))
+        total = np.zeros(x.shape[:2] + (geometry.out_h, geometry.out_w), dtype=x.dtype)
+        for _, _, window in geometry.offsets():
+            total += padded[(slice(None), slice(None), *window)]
+        total /= self._counts.astype(x.dtype)
+        return total
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if not self.needs_input_grad:
+            return None
+        geometry = self._geometry
+        share = grad_out / self._counts.astype(grad_out.dtype)
+        if self._tiles():
+            (ph, pw) = self.pool_size
+            n, c, oh, ow = share.shape
+            grad_padded = np.broadcast_to(
+                share[:, :, :, None, :, None], (n, c, oh, ph, ow, pw)
+            ).reshape(n, c, oh * ph, ow * pw)
+        else:
+            grad_padded = np.zeros(
+                grad_out.shape[:2] + (geometry.used_h, geometry.used_w), dtype=grad_out.dtype
+            )
+            for _, _, window in geometry.offsets():
+                grad_padded[(slice(None), slice(None), *window)] += share
+        return geometry.unpad(grad_padded)
+
+
+class GlobalAveragePooling2D(Layer):
+    """Mean over H and W: x: (N, C, H, W) float -> (N, C)."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise LayerError(
+                f"GlobalAveragePooling2D: expects (N, C, H, W) inputs, got (N, {input_shape})"
+            )
+        return (input_shape[0],)
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x)
+        return x.mean(axis=(2, 3))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if not self.needs_input_grad:
+            return None
+        _, h, w = self.input_shape
+        share = grad_out / np.asarray(h * w, dtype=grad_out.dtype)
+        return np.broadcast_to(share[:, :, None, None], (*share.shape, h, w)).copy()
