@@ -1,0 +1,162 @@
+"""The keyword model as the detector sees it: a network plus what it was trained with.
+
+A model file is the pair ``<path>.npz`` (weights) + ``<path>.json`` (architecture and
+metadata) written by ``urgence.nn``. The metadata must hold ``labels`` (class names, the
+network's output order), ``feature_config`` (``FeatureConfig.to_dict()``) and may hold
+``thresholds`` (keyword -> detection threshold, see ``urgence.kws.detector.tune_thresholds``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+import urgence
+from urgence.audio.features import FeatureConfig
+from urgence.corpus.vocabulary import KEYWORDS
+
+MODEL_ENV_VAR = "URGENCE_MODEL"
+DEFAULT_THRESHOLD = 0.5
+# Windows per network call: bounds memory on long recordings (activations of a conv net on
+# thousands of windows would take gigabytes) while keeping the matrix products large.
+PREDICT_BATCH = 256
+
+
+class ModelFileError(ValueError):
+    """A keyword-model file is missing, unreadable, or not a keyword model."""
+
+
+class Network(Protocol):
+    """What ``KeywordModel`` needs of a network (``urgence.nn.Sequential`` has it)."""
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def default_model_path() -> Path:
+    """``$URGENCE_MODEL`` if set, else the shipped ``models/kws`` beside the package."""
+    from_env = os.environ.get(MODEL_ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    return Path(urgence.__file__).resolve().parents[1] / "models" / "kws"
+
+
+def _strip_suffix(path: Path) -> Path:
+    return path.with_suffix("") if path.suffix in (".npz", ".json") else path
+
+
+class KeywordModel:
+    """A trained keyword classifier over 1 s log-mel windows.
+
+    ``labels``: class names in output order (keywords, ``_unknown_``, ``_silence_``).
+    ``feature_config``: the features the network was trained on.
+    ``thresholds``: keyword -> minimum smoothed posterior for a detection.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        labels: Sequence[str],
+        feature_config: FeatureConfig,
+        thresholds: Mapping[str, float] | None = None,
+        source: str = "<memory>",
+    ) -> None:
+        self.network = network
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.feature_config = feature_config
+        self.source = source
+        keywords = [label for label in self.labels if label in KEYWORDS]
+        if not keywords:
+            raise ModelFileError(f"{source}: labels {list(self.labels)} hold no keyword")
+        thresholds = dict(thresholds or {})
+        unknown = set(thresholds) - set(keywords)
+        if unknown:
+            raise ModelFileError(f"{source}: thresholds for non-keywords {sorted(unknown)}")
+        for keyword, value in thresholds.items():
+            if not 0.0 < float(value) <= 1.0:
+                raise ModelFileError(f"{source}: threshold of {keyword!r} must be in (0, 1]")
+        self.thresholds: dict[str, float] = {
+            k: float(thresholds.get(k, DEFAULT_THRESHOLD)) for k in keywords
+        }
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> KeywordModel:
+        """Load ``<path>.npz`` + ``<path>.json`` (a suffix on ``path`` is ignored).
+
+        ``path=None`` uses ``default_model_path()``. Raises ``ModelFileError`` when the files
+        are missing, unreadable, or do not describe a keyword model that accepts
+        ``(1, 1, n_mels, n_frames)`` windows and returns one posterior per label.
+        """
+        from urgence.nn import load_model
+
+        path = _strip_suffix(Path(path) if path is not None else default_model_path())
+        if not path.with_suffix(".json").is_file() or not path.with_suffix(".npz").is_file():
+            raise ModelFileError(
+                f"no keyword model at {path} (need {path.name}.npz and {path.name}.json; "
+                f"train one or set {MODEL_ENV_VAR})"
+            )
+        try:
+            network = load_model(path)
+        except Exception as exc:  # the engine's own error, or a corrupt archive
+            raise ModelFileError(f"{path}: cannot load the network: {exc}") from exc
+        metadata: dict[str, Any] = getattr(network, "metadata", None) or {}
+        missing = [key for key in ("labels", "feature_config") if key not in metadata]
+        if missing:
+            raise ModelFileError(f"{path}: not a keyword model, metadata lacks {missing}")
+        try:
+            feature_config = FeatureConfig.from_dict(metadata["feature_config"])
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: bad feature_config: {exc}") from exc
+        model = cls(
+            network,
+            labels=metadata["labels"],
+            feature_config=feature_config,
+            thresholds=metadata.get("thresholds"),
+            source=str(path),
+        )
+        model._check_shapes()
+        return model
+
+    def _check_shapes(self) -> None:
+        config = self.feature_config
+        probe = np.zeros((1, config.n_mels, config.n_frames), dtype=np.float32)
+        try:
+            out = self.predict_proba(probe)
+        except Exception as exc:
+            raise ModelFileError(
+                f"{self.source}: the network does not accept "
+                f"(1, 1, {config.n_mels}, {config.n_frames}) windows: {exc}"
+            ) from exc
+        if out.shape != (1, len(self.labels)):
+            raise ModelFileError(
+                f"{self.source}: the network gives {out.shape[1:]} outputs for "
+                f"{len(self.labels)} labels"
+            )
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        """The keyword labels, in output order."""
+        return tuple(label for label in self.labels if label in KEYWORDS)
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        """windows: (N, n_mels, n_frames) float32 log-mel -> (N, len(labels)) float32 posteriors.
+
+        The network sees (N, 1, n_mels, n_frames); it is called in batches of
+        ``PREDICT_BATCH`` windows.
+        """
+        config = self.feature_config
+        expected = (config.n_mels, config.n_frames)
+        if windows.ndim != 3 or windows.shape[1:] != expected:
+            raise ValueError(
+                f"expected windows of shape (N, {expected[0]}, {expected[1]}), got {windows.shape}"
+            )
+        n = windows.shape[0]
+        out = np.empty((n, len(self.labels)), dtype=np.float32)
+        for start in range(0, n, PREDICT_BATCH):
+            batch = np.ascontiguousarray(windows[start : start + PREDICT_BATCH], np.float32)
+            out[start : start + len(batch)] = self.network.predict_proba(batch[:, None])
+        return out
