@@ -1,0 +1,33 @@
+"""Fixtures for the engine's tests: a seeded generator, and naive-loop helpers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
+    """Keras "same" padding, written out independently: (output size, before, after)."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def pad_for_oracle(
+    x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], padding: str, fill: float
+) -> tuple[np.ndarray, int, int, tuple[int, int]]:
+    """x: (N, C, H, W) -> (padded x, H_out, W_out, (top, left)) for the naive oracles."""
+    (_, _, h, w), (kh, kw), (sh, sw) = x.shape, kernel, strides
+    if padding == "valid":
+        return x.copy(), (h - kh) // sh + 1, (w - kw) // sw + 1, (0, 0)
+    oh, top, bottom = same_padding(h, kh, sh)
+    ow, left, right = same_padding(w, kw, sw)
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
+    return padded, oh, ow, (top, left)

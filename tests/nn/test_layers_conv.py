@@ -1,0 +1,158 @@
+"""Conv2D and DepthwiseConv2D against naive Python-loop oracles, and gradient checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import pad_for_oracle
+
+from urgence.nn.gradcheck import check_layer_gradients
+from urgence.nn.layers import Conv2D, DepthwiseConv2D, LayerError
+
+GEOMETRIES = [
+    # (input (C, H, W), kernel, strides, padding)
+    ((2, 7, 6), (3, 3), (1, 1), "valid"),
+    ((2, 7, 6), (3, 3), (2, 2), "same"),
+    ((1, 8, 5), (2, 2), (2, 1), "valid"),
+    ((2, 6, 7), (4, 2), (1, 2), "same"),
+    ((1, 12, 6), (10, 4), (1, 1), "valid"),
+    ((1, 11, 5), (10, 4), (2, 2), "same"),
+]
+
+
+def conv_oracle(x, kernel, bias, strides, padding, groups_of):
+    """Forward and (input, kernel, bias) gradients by loops over every output cell.
+
+    ``groups_of(f)``: the input channels output channel ``f`` reads, matched in order with
+    ``kernel[f, k]``.
+    """
+    (sh, sw), (f_out, _, kh, kw) = strides, kernel.shape
+    padded, oh, ow, (top, left) = pad_for_oracle(x, (kh, kw), strides, padding, 0.0)
+    n = x.shape[0]
+    out = np.zeros((n, f_out, oh, ow))
+    grad_out = np.random.default_rng(5).standard_normal(out.shape)
+    grad_padded = np.zeros(padded.shape)
+    grad_kernel = np.zeros(kernel.shape)
+    for b in range(n):
+        for f in range(f_out):
+            for i in range(oh):
+                for j in range(ow):
+                    for k, c in enumerate(groups_of(f)):
+                        window = padded[b, c, i * sh : i * sh + kh, j * sw : j * sw + kw]
+                        out[b, f, i, j] += np.sum(window * kernel[f, k])
+                        grad_padded[b, c, i * sh : i * sh + kh, j * sw : j * sw + kw] += (
+                            grad_out[b, f, i, j] * kernel[f, k]
+                        )
+                        grad_kernel[f, k] += grad_out[b, f, i, j] * window
+                    out[b, f, i, j] += bias[f]
+    h, w = x.shape[2:]
+    grad_x = grad_padded[:, :, top : top + h, left : left + w]
+    if padding == "valid":
+        grad_x = np.pad(
+            grad_x, ((0, 0), (0, 0), (0, h - grad_x.shape[2]), (0, w - grad_x.shape[3]))
+        )
+    return out, grad_out, grad_x, grad_kernel, grad_out.sum(axis=(0, 2, 3))
+
+
+def run_layer(layer, x, grad_out, rng):
+    layer.build(x.shape[1:], rng)
+    layer.params["b"][...] = rng.standard_normal(layer.params["b"].shape)
+    out = layer.forward(x, training=True)
+    grad_x = layer.backward(grad_out)
+    return out, grad_x
+
+
+@pytest.mark.parametrize(("shape", "kernel", "strides", "padding"), GEOMETRIES)
+def test_conv2d_matches_loops(shape, kernel, strides, padding, rng):
+    x = rng.standard_normal((2, *shape))
+    layer = Conv2D(3, kernel, strides=strides, padding=padding)
+    layer.build(shape, rng)
+    layer.params["b"][...] = rng.standard_normal(3)
+    weights = layer.params["W"].astype(np.float64)
+    out, grad_out, grad_x, grad_w, grad_b = conv_oracle(
+        x, weights, layer.params["b"], strides, padding, lambda f: range(shape[0])
+    )
+    np.testing.assert_allclose(layer.forward(x, training=True), out, atol=1e-10)
+    np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["W"], grad_w, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["b"], grad_b, atol=1e-10)
+    assert layer.output_shape == out.shape[1:]
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize(("shape", "kernel", "strides", "padding"), GEOMETRIES)
+def test_depthwise_matches_loops(shape, kernel, strides, padding, multiplier, rng):
+    x = rng.standard_normal((2, *shape))
+    layer = DepthwiseConv2D(kernel, strides=strides, padding=padding, depth_multiplier=multiplier)
+    layer.build(shape, rng)
+    layer.params["b"][...] = rng.standard_normal(layer.params["b"].shape)
+    weights = layer.params["W"].astype(np.float64)
+    assert weights.shape == (shape[0] * multiplier, 1, *kernel)
+    out, grad_out, grad_x, grad_w, grad_b = conv_oracle(
+        x, weights, layer.params["b"], strides, padding, lambda f: [f // multiplier]
+    )
+    np.testing.assert_allclose(layer.forward(x, training=True), out, atol=1e-10)
+    np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["W"], grad_w, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["b"], grad_b, atol=1e-10)
+
+
+@pytest.mark.parametrize(("shape", "kernel", "strides", "padding"), GEOMETRIES[:4])
+@pytest.mark.parametrize("cls", [Conv2D, DepthwiseConv2D])
+def test_finite_differences(cls, shape, kernel, strides, padding, rng):
+    first = (2,) if cls is Conv2D else ()
+    layer = cls(*first, kernel, strides=strides, padding=padding, activation="relu")
+    assert check_layer_gradients(layer, shape, rng).max_error < 1e-7
+
+
+@pytest.mark.parametrize("cls", [Conv2D, DepthwiseConv2D])
+def test_float32_in_float32_out_and_first_layer_skips_input_grad(cls, rng):
+    first = (4,) if cls is Conv2D else ()
+    layer = cls(*first, 3, padding="same", activation="relu")
+    layer.build((2, 6, 5), rng)
+    x = rng.standard_normal((3, 2, 6, 5)).astype(np.float32)
+    out = layer.forward(x, training=True)
+    assert out.dtype == np.float32 and out.shape == (3, *layer.output_shape)
+    grad = layer.backward(np.ones_like(out))
+    assert grad.dtype == np.float32 and grad.shape == x.shape
+    assert all(g.dtype == np.float32 for g in layer.grads.values())
+    layer.needs_input_grad = False
+    layer.forward(x, training=True)
+    assert layer.backward(np.ones_like(out)) is None
+    assert set(layer.grads) == {"W", "b"}
+
+
+def test_keyword_model_shape(rng):
+    layer = Conv2D(8, (10, 4), strides=(2, 2), padding="same")
+    layer.build((1, 40, 98), rng)
+    assert layer.output_shape == (8, 20, 49)
+    assert layer.params["W"].shape == (8, 1, 10, 4)
+
+
+def test_frozen_layer_computes_no_parameter_gradient(rng):
+    layer = Conv2D(2, 3, trainable=False)
+    layer.build((1, 5, 5), rng)
+    out = layer.forward(rng.standard_normal((1, 1, 5, 5)).astype(np.float32), training=True)
+    assert layer.backward(np.ones_like(out)).shape == (1, 1, 5, 5)
+    assert layer.grads == {}
+
+
+def test_bad_input_raises_layer_error(rng):
+    with pytest.raises(LayerError):
+        Conv2D(0, 3)
+    with pytest.raises(LayerError):
+        Conv2D(2, (3, 0))
+    with pytest.raises(LayerError):
+        Conv2D(2, 3, padding="full")
+    with pytest.raises(LayerError, match="does not fit"):
+        Conv2D(2, 5).build((1, 4, 4), rng)
+    with pytest.raises(LayerError, match=r"\(N, C, H, W\)"):
+        DepthwiseConv2D(3).build((4,), rng)
+    layer = Conv2D(2, 3)
+    with pytest.raises(LayerError, match="build"):
+        layer.forward(np.zeros((1, 1, 5, 5), dtype=np.float32))
+    layer.build((1, 5, 5), rng)
+    with pytest.raises(LayerError, match="expected input"):
+        layer.forward(np.zeros((1, 2, 5, 5), dtype=np.float32))
+    with pytest.raises(LayerError, match="floating"):
+        layer.forward(np.zeros((1, 1, 5, 5), dtype=np.int64))

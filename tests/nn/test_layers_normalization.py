@@ -1,0 +1,80 @@
+"""BatchNormalization: training vs inference, moving statistics, gradients, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from urgence.nn.gradcheck import check_layer_gradients
+from urgence.nn.layers import BatchNormalization, LayerError
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 4)])
+@pytest.mark.parametrize("training", [True, False])
+def test_finite_differences(shape, training, rng):
+    layer = BatchNormalization()
+    layer.build(shape, rng)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2, shape[0])
+    layer.params["beta"][...] = rng.standard_normal(shape[0])
+    layer.moving_mean[...] = rng.standard_normal(shape[0])
+    result = check_layer_gradients(layer, shape, rng, batch_size=4, training=training)
+    assert result.max_error < 1e-7
+
+
+def test_training_normalises_per_channel(rng):
+    layer = BatchNormalization(momentum=0.9, epsilon=1e-3)
+    layer.build((3, 4, 5), rng)
+    x = (rng.standard_normal((8, 3, 4, 5)) * [[[2.0]], [[3.0]], [[0.5]]] + 5).astype(np.float32)
+    out = layer.forward(x, training=True)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    variance = x.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), variance / (variance + 1e-3), rtol=1e-4)
+    np.testing.assert_allclose(layer.moving_mean, 0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_var, 0.9 + 0.1 * variance, rtol=1e-5)
+
+
+def test_inference_uses_moving_statistics_and_does_not_update_them(rng):
+    layer = BatchNormalization(epsilon=1e-3)
+    layer.build((2,), rng)
+    layer.moving_mean[...] = [1.0, -1.0]
+    layer.moving_var[...] = [4.0, 0.25]
+    layer.params["gamma"][...] = [2.0, 1.0]
+    layer.params["beta"][...] = [0.5, 0.0]
+    x = np.array([[3.0, 0.0]], dtype=np.float32)
+    out = layer.forward(x, training=False)
+    np.testing.assert_allclose(out, [[2 * 2 / np.sqrt(4.001) + 0.5, 1 / np.sqrt(0.251)]], rtol=1e-6)
+    np.testing.assert_array_equal(layer.moving_mean, [1.0, -1.0])
+    # A single example in training mode is normalised by its own statistics instead.
+    assert not np.allclose(layer.forward(x, training=True), out)
+
+
+def test_frozen_layer_uses_moving_statistics_even_in_training(rng):
+    layer = BatchNormalization(trainable=False)
+    layer.build((3,), rng)
+    x = rng.standard_normal((5, 3)).astype(np.float32) + 3
+    np.testing.assert_allclose(layer.forward(x, training=True), x / np.sqrt(1.001), rtol=1e-6)
+    np.testing.assert_array_equal(layer.moving_mean, 0)
+    layer.backward(np.ones_like(x))
+    assert layer.grads == {}
+
+
+def test_state_holds_moving_statistics_but_params_do_not(rng):
+    layer = BatchNormalization()
+    layer.build((2, 3, 3), rng)
+    assert set(layer.params) == {"gamma", "beta"}
+    assert set(layer.state()) == {"gamma", "beta", "moving_mean", "moving_var"}
+    other = BatchNormalization()
+    other.build((2, 3, 3), rng)
+    other.load_state({"moving_mean": np.array([1.0, 2.0], dtype=np.float32)})
+    np.testing.assert_array_equal(other.moving_mean, [1.0, 2.0])
+    np.testing.assert_array_equal(other.state()["moving_mean"], [1.0, 2.0])
+
+
+def test_bad_arguments(rng):
+    with pytest.raises(LayerError):
+        BatchNormalization(momentum=1.0)
+    with pytest.raises(LayerError):
+        BatchNormalization(epsilon=0)
+    with pytest.raises(LayerError):
+        BatchNormalization().build((2, 3), rng)

@@ -1,0 +1,113 @@
+"""MaxPool2D, AvgPool2D, GlobalAveragePooling2D against naive loops, and gradient checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import pad_for_oracle
+
+from urgence.nn.gradcheck import check_layer_gradients
+from urgence.nn.layers import AvgPool2D, GlobalAveragePooling2D, LayerError, MaxPool2D
+
+GEOMETRIES = [
+    # (input (C, H, W), pool, strides, padding)
+    ((2, 6, 4), (2, 2), None, "valid"),
+    ((2, 7, 5), (2, 2), None, "valid"),
+    ((1, 7, 5), (2, 2), None, "same"),
+    ((2, 7, 6), (3, 3), (2, 2), "valid"),
+    ((2, 7, 6), (3, 3), (2, 2), "same"),
+    ((1, 9, 8), (3, 2), (1, 1), "valid"),
+    ((1, 8, 9), (4, 3), (2, 3), "same"),
+]
+
+
+def pool_oracle(x, pool, strides, padding, reduce):
+    """Forward and input gradient by loops; ``reduce`` is "max" (first max) or "mean"."""
+    strides = strides or pool
+    (ph, pw), (sh, sw) = pool, strides
+    fill = -np.inf if reduce == "max" else np.nan
+    padded, oh, ow, (top, left) = pad_for_oracle(x, pool, strides, padding, fill)
+    n, c = x.shape[:2]
+    out = np.zeros((n, c, oh, ow))
+    grad_out = np.random.default_rng(9).standard_normal(out.shape)
+    grad_padded = np.zeros(padded.shape)
+    for b in range(n):
+        for k in range(c):
+            for i in range(oh):
+                for j in range(ow):
+                    rows, cols = slice(i * sh, i * sh + ph), slice(j * sw, j * sw + pw)
+                    window = padded[b, k, rows, cols]
+                    if reduce == "max":
+                        out[b, k, i, j] = window.max()
+                        a, d = np.unravel_index(np.argmax(window), window.shape)
+                        grad_padded[b, k, i * sh + a, j * sw + d] += grad_out[b, k, i, j]
+                    else:
+                        real = ~np.isnan(window)
+                        out[b, k, i, j] = window[real].mean()
+                        grad_padded[b, k, rows, cols] += real * grad_out[b, k, i, j] / real.sum()
+    h, w = x.shape[2:]
+    grad_x = np.zeros(x.shape)
+    used = grad_padded[:, :, top : top + h, left : left + w]
+    grad_x[:, :, : used.shape[2], : used.shape[3]] = used
+    return out, grad_out, grad_x
+
+
+@pytest.mark.parametrize(("shape", "pool", "strides", "padding"), GEOMETRIES)
+@pytest.mark.parametrize(("cls", "reduce"), [(MaxPool2D, "max"), (AvgPool2D, "mean")])
+def test_matches_loops(cls, reduce, shape, pool, strides, padding, rng):
+    x = rng.standard_normal((2, *shape))
+    layer = cls(pool, strides, padding=padding)
+    layer.build(shape, rng)
+    out, grad_out, grad_x = pool_oracle(x, pool, strides, padding, reduce)
+    assert layer.output_shape == out.shape[1:]
+    np.testing.assert_allclose(layer.forward(x, training=True), out, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("strides", "winners"), [(None, (slice(0, 4, 2),) * 2), (1, (slice(0, 3),) * 2)]
+)
+def test_max_pool_ties_send_the_gradient_to_the_first_cell_only(strides, winners, rng):
+    layer = MaxPool2D(2, strides)
+    layer.build((1, 4, 4), rng)
+    out = layer.forward(np.zeros((1, 1, 4, 4), dtype=np.float32), training=True)
+    expected = np.zeros((1, 1, 4, 4), dtype=np.float32)
+    expected[(0, 0, *winners)] = 1
+    np.testing.assert_array_equal(layer.backward(np.ones_like(out)), expected)
+
+
+@pytest.mark.parametrize(("shape", "pool", "strides", "padding"), GEOMETRIES)
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+def test_finite_differences(cls, shape, pool, strides, padding, rng):
+    layer = cls(pool, strides, padding=padding)
+    assert check_layer_gradients(layer, shape, rng).max_error < 1e-7
+
+
+def test_global_average_pooling(rng):
+    layer = GlobalAveragePooling2D()
+    layer.build((3, 4, 5), rng)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    out = layer.forward(x)
+    assert out.dtype == np.float32 and out.shape == (2, 3) and layer.output_shape == (3,)
+    np.testing.assert_allclose(out, x.mean(axis=(2, 3)), rtol=1e-6)
+    assert check_layer_gradients(GlobalAveragePooling2D(), (3, 2, 3), rng).max_error < 1e-7
+
+
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+def test_float32_in_float32_out(cls, rng):
+    layer = cls()
+    layer.build((2, 6, 6), rng)
+    out = layer.forward(rng.standard_normal((3, 2, 6, 6)).astype(np.float32), training=True)
+    assert out.dtype == np.float32 and out.shape == (3, 2, 3, 3)
+    assert layer.backward(np.ones_like(out)).dtype == np.float32
+
+
+def test_bad_arguments(rng):
+    with pytest.raises(LayerError):
+        MaxPool2D(0)
+    with pytest.raises(LayerError):
+        AvgPool2D(2, padding="causal")
+    with pytest.raises(LayerError, match="does not fit"):
+        MaxPool2D(3).build((1, 2, 2), rng)
+    with pytest.raises(LayerError):
+        GlobalAveragePooling2D().build((4,), rng)
