@@ -9,6 +9,7 @@ network's output order), ``feature_config`` (``FeatureConfig.to_dict()``) and ma
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,16 +19,14 @@ import numpy as np
 import urgence
 from urgence.audio.features import FeatureConfig
 from urgence.corpus.vocabulary import KEYWORDS
+from urgence.nn import ModelFileError, load_model
+from urgence.nn.serialization import model_paths
 
 MODEL_ENV_VAR = "URGENCE_MODEL"
 DEFAULT_THRESHOLD = 0.5
 # Windows per network call: bounds memory on long recordings (activations of a conv net on
 # thousands of windows would take gigabytes) while keeping the matrix products large.
 PREDICT_BATCH = 256
-
-
-class ModelFileError(ValueError):
-    """A keyword-model file is missing, unreadable, or not a keyword model."""
 
 
 class Network(Protocol):
@@ -42,10 +41,6 @@ def default_model_path() -> Path:
     if from_env:
         return Path(from_env)
     return Path(urgence.__file__).resolve().parents[1] / "models" / "kws"
-
-
-def _strip_suffix(path: Path) -> Path:
-    return path.with_suffix("") if path.suffix in (".npz", ".json") else path
 
 
 class KeywordModel:
@@ -66,13 +61,13 @@ class KeywordModel:
         source: str = "<memory>",
     ) -> None:
         self.network = network
-        self.labels: tuple[str, ...] = tuple(labels)
+        self.labels: tuple[str, ...] = tuple(unicodedata.normalize("NFC", x) for x in labels)
         self.feature_config = feature_config
         self.source = source
         keywords = [label for label in self.labels if label in KEYWORDS]
         if not keywords:
             raise ModelFileError(f"{source}: labels {list(self.labels)} hold no keyword")
-        thresholds = dict(thresholds or {})
+        thresholds = {unicodedata.normalize("NFC", k): v for k, v in (thresholds or {}).items()}
         unknown = set(thresholds) - set(keywords)
         if unknown:
             raise ModelFileError(f"{source}: thresholds for non-keywords {sorted(unknown)}")
@@ -91,18 +86,14 @@ class KeywordModel:
         are missing, unreadable, or do not describe a keyword model that accepts
         ``(1, 1, n_mels, n_frames)`` windows and returns one posterior per label.
         """
-        from urgence.nn import load_model
-
-        path = _strip_suffix(Path(path) if path is not None else default_model_path())
-        if not path.with_suffix(".json").is_file() or not path.with_suffix(".npz").is_file():
+        npz_path, json_path = model_paths(path if path is not None else default_model_path())
+        path = npz_path.with_suffix("")
+        if not npz_path.is_file() or not json_path.is_file():
             raise ModelFileError(
-                f"no keyword model at {path} (need {path.name}.npz and {path.name}.json; "
-                f"train one or set {MODEL_ENV_VAR})"
+                f"no keyword model at {path} (need {npz_path.name} and {json_path.name}; "
+                f"train one, or give its path with --model or {MODEL_ENV_VAR})"
             )
-        try:
-            network = load_model(path)
-        except Exception as exc:  # the engine's own error, or a corrupt archive
-            raise ModelFileError(f"{path}: cannot load the network: {exc}") from exc
+        network = load_model(path)
         metadata: dict[str, Any] = getattr(network, "metadata", None) or {}
         missing = [key for key in ("labels", "feature_config") if key not in metadata]
         if missing:
