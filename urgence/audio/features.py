@@ -146,7 +146,9 @@ def _window(win_length: int) -> np.ndarray:
     return window
 
 
-def _check_signal(y: np.ndarray) -> np.ndarray:
+def as_signal(y: np.ndarray) -> np.ndarray:
+    """Validate a mono signal: (n,) float (any width) -> (n,) float32. ValueError if it is
+    not 1-D, not float, or not finite."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"expected a mono signal of shape (n,), got shape {y.shape}")
@@ -165,7 +167,7 @@ def log_mel(y: np.ndarray, *, config: FeatureConfig) -> np.ndarray:
     Returns (n_mels, frames_for(config, n)) float32, C-contiguous; a 1 s clip gives (40, 98).
     Raises ValueError for a non-1-D, non-float or non-finite signal.
     """
-    y = _check_signal(y)
+    y = as_signal(y)
     n_frames = frames_for(config, y.size)
     if n_frames == 0:
         return np.zeros((config.n_mels, 0), dtype=np.float32)
@@ -213,7 +215,7 @@ class LogMelStream:
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """samples: (n,) float32 at ``config.sample_rate`` -> (n_mels, k) float32 new frames."""
-        samples = _check_signal(samples)
+        samples = as_signal(samples)
         signal = np.concatenate([self._pending, samples])
         new = log_mel(signal, config=self.config)
         consumed = new.shape[1] * self.config.hop_length
