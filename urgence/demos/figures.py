@@ -22,12 +22,15 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def save_figure(figure: Figure, out_dir: str | Path, name: str) -> str:
-    """Write ``figure`` to ``out_dir/demo_<name>.png`` (creating the folder); return the path."""
+def save_figure(figure: Figure, out_dir: str | Path, name: str, *, dpi: int = DPI) -> str:
+    """Write ``figure`` to ``out_dir/demo_<name>.png`` (creating the folder); return the path.
+
+    A lower ``dpi`` keeps photographic figures small (the docs keep each PNG under 300 KB).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{FIGURE_PREFIX}{name}.png"
-    figure.savefig(path, dpi=DPI)
+    figure.savefig(path, dpi=dpi)
     return str(path)
 
 
