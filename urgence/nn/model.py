@@ -374,7 +374,8 @@ class Sequential:
     def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Predicted class ``(N,)`` int64 for ``x: (N, *input_shape)``: the argmax of the
         outputs, or ``output > 0.5`` for a single output column."""
-        proba = self.predict_proba(x, batch_size=batch_size).reshape(x.shape[0], -1)
+        proba = self.predict_proba(x, batch_size=batch_size)
+        proba = proba.reshape(proba.shape[0], math.prod(self.output_shape))
         if proba.shape[1] == 1:
             return (proba[:, 0] > 0.5).astype(np.int64)
         return proba.argmax(axis=1).astype(np.int64)
