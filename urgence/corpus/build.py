@@ -114,6 +114,9 @@ class BuildConfig:
         key = asdict(self)
         del key["workers"]
         key["holdout"] = list(self.holdout)
+        for folder in ("shared", "recordings"):
+            if key[folder] is not None:
+                key[folder] = str(Path(key[folder]).resolve())
         key["format_version"] = FORMAT_VERSION
         return key
 
@@ -178,6 +181,11 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
         raise BuildError(f"--voices must be positive, got {config.voices}")
     if config.augment_copies < 0:
         raise BuildError(f"--augment-copies must be >= 0, got {config.augment_copies}")
+    if config.shared is not None and not Path(config.shared).is_dir():
+        raise BuildError(
+            f"{config.shared}: shared data folder not found (pass --shared PATH, or --no-shared "
+            "to build from espeak-ng and the asterisk prompts only)"
+        )
     voices = french_voices()
     if config.voices is not None and config.voices < len(voices):
         # evenly spread over the sorted list, so a small build still mixes voice families
@@ -555,11 +563,11 @@ def build_corpus(
     options, a folder built with other parameters, or missing required data."""
     started = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_existing(out, config)
     if config.workers <= 0:
         raise BuildError(f"--workers must be positive, got {config.workers}")
+    _check_existing(out, config)
     shards = plan_shards(config)
+    out.mkdir(parents=True, exist_ok=True)
     _write_manifest(out, config, None)
 
     jobs = [(spec, config, out) for spec in shards]

@@ -1,0 +1,101 @@
+"""``urgence corpus``: build the keyword training corpus, or check a folder of recordings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="corpus_action", metavar="ACTION", required=True)
+    build = actions.add_parser(
+        "build",
+        help="synthesise, collect and augment the training corpus (resumable)",
+        description="Build clean 1 s clips and cached log-mel features (features_<split>.npz) "
+        "for the 12 keywords, _unknown_ and _silence_. Rerunning the same command skips the "
+        "finished shards.",
+    )
+    build.add_argument("--out", required=True, help="output folder (created if needed)")
+    build.add_argument("--voices", type=int, default=None, help="number of espeak voices (all)")
+    build.add_argument("--seed", type=int, default=None, help="build seed (0)")
+    build.add_argument(
+        "--augment-copies", type=int, default=None, help="augmented copies per training clip (4)"
+    )
+    build.add_argument(
+        "--shared",
+        default="../shared",
+        help="folder holding data/ (Speech Commands, background noise); default ../shared",
+    )
+    build.add_argument(
+        "--no-shared", action="store_true", help="build without the shared data folder"
+    )
+    build.add_argument("--recordings", help="user recordings: <root>/<speaker>/<keyword>/*.wav")
+    build.add_argument(
+        "--holdout",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="speaker ids to put in test, shell pattern, repeatable (e.g. 'espeak:fr+f*')",
+    )
+    build.add_argument("--workers", type=int, default=None, help="worker processes (2)")
+    build.add_argument(
+        "--small", action="store_true", help="a tiny corpus in seconds (other options still apply)"
+    )
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    check = actions.add_parser(
+        "recordings",
+        help="check a folder of user recordings (<root>/<speaker>/<keyword>/*.wav)",
+        description="List the usable recordings per speaker and keyword and every problem.",
+    )
+    check.add_argument("root", help="recordings folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.corpus_action == "recordings":
+        return _check_recordings(args.root)
+    from urgence.corpus.build import BuildConfig, BuildError, build_corpus
+
+    given = {
+        "voices": args.voices,
+        "seed": args.seed,
+        "augment_copies": args.augment_copies,
+        "workers": args.workers,
+    }
+    options = {name: value for name, value in given.items() if value is not None}
+    options["shared"] = None if args.no_shared else args.shared
+    options["recordings"] = args.recordings
+    options["holdout"] = tuple(args.holdout)
+    config = BuildConfig.small(**options) if args.small else BuildConfig(**options)
+    try:
+        summary = build_corpus(args.out, config, verbose=not args.quiet)
+    except BuildError as exc:
+        print(f"urgence corpus build: {exc}", file=sys.stderr)
+        return 2
+    for problem in summary.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(summary.table())
+    print(
+        f"{summary.shards_built} shards built, {summary.shards_skipped} already done, "
+        f"{summary.seconds:.1f} s -> {args.out}"
+    )
+    return 0
+
+
+def _check_recordings(root: str) -> int:
+    from collections import Counter
+
+    from urgence.corpus.recordings import CorpusSourceError, import_recordings
+
+    try:
+        result = import_recordings(root)
+    except CorpusSourceError as exc:
+        print(f"urgence corpus recordings: {exc}", file=sys.stderr)
+        return 2
+    counts = Counter((clip.speaker, clip.label) for clip in result.clips)
+    for (speaker, label), count in sorted(counts.items()):
+        print(f"{speaker}\t{label}\t{count}")
+    for problem in result.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(f"{len(result.clips)} usable recordings, {len(result.problems)} problems")
+    return 0 if result.clips else 1
