@@ -8,6 +8,7 @@ from urgence.kws.detector import (
     DetectorConfig,
     StreamingDetector,
     detect,
+    detect_streaming,
     detections_from_posteriors,
     tune_thresholds,
     window_posteriors,
@@ -123,7 +124,10 @@ def test_chunked_equals_whole(model, call, chunk_sizes):
 
 def test_detections_arrive_soon_after_the_word(model, call):
     bursts, y = call
-    for detection, emitted_s in stream(model, y, [1600]):
+    emitted = detect_streaming(model, y, chunk_s=0.1)
+    assert emitted == stream(model, y, [1600])
+    assert [d for d, _ in emitted] == detect(model, y)
+    for detection, emitted_s in emitted:
         end = next(e for k, _, e in bursts if k == detection.keyword)
         assert emitted_s - end <= 1.0
 

@@ -301,6 +301,25 @@ def detect(
     return detector.feed(samples, last=True)
 
 
+def detect_streaming(
+    model: PosteriorModel,
+    samples: np.ndarray,
+    *,
+    chunk_s: float = 0.1,
+    config: DetectorConfig | None = None,
+) -> list[tuple[Detection, float]]:
+    """Feed a recording as live audio in ``chunk_s`` chunks: each detection with the stream
+    time (s) at which it was emitted. samples: (n,) float32 at 16 kHz."""
+    detector = StreamingDetector(model, config)
+    chunk = max(1, round(chunk_s * model.feature_config.sample_rate))
+    emitted: list[tuple[Detection, float]] = []
+    for start in range(0, samples.shape[0], chunk):
+        found = detector.feed(samples[start : start + chunk])
+        emitted += [(d, detector.seconds_fed) for d in found]
+    emitted += [(d, detector.seconds_fed) for d in detector.finish()]
+    return emitted
+
+
 def window_posteriors(
     model: PosteriorModel, samples: np.ndarray, config: DetectorConfig | None = None
 ) -> np.ndarray:

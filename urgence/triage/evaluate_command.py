@@ -1,0 +1,300 @@
+"""``urgence evaluate-calls``: end-to-end triage on generated calls and on real speech.
+
+Generates ``--calls`` calls (``urgence.triage.calls``: held-out voices, real background noise,
+half through a telephone channel, ~20% without keyword, some with two services), streams
+each through the detector in 100 ms chunks, routes it, and reports:
+
+- routing accuracy: the chosen service is one the call needs, or None for a call without
+  keyword; also whether every needed service is listed;
+- per-service precision and recall over the services listed for each call;
+- keyword recall and the median delay from the end of a spoken keyword to the moment its
+  detection is emitted;
+- false alarms per hour on real French speech without keywords (every Asterisk prompt WAV)
+  and on the generated calls without keyword;
+- the real-time factor of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import urgence
+
+DEFAULT_SHARED = Path(urgence.__file__).resolve().parents[2] / "shared"
+ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")
+MATCH_SLACK_S = 0.5  # a detection within this of a spoken keyword is that keyword's
+TARGETS = {"routing_accuracy": 0.95, "median_delay_s": 0.5, "false_alarms_per_hour": 1.0}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calls", type=int, default=300, help="generated calls (default 300)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated calls")
+    parser.add_argument("--model", metavar="PATH", help="keyword model (default: shipped)")
+    parser.add_argument(
+        "--shared",
+        metavar="PATH",
+        default=str(DEFAULT_SHARED),
+        help="shared data folder holding data/background_noise (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--speech",
+        metavar="PATH",
+        default=str(ASTERISK_SOUNDS),
+        help="folder of real speech without keywords, searched for *.wav (default: the "
+        "Asterisk French prompts, %(default)s; '' to skip)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+@dataclass
+class Tally:
+    """Counts accumulated over calls."""
+
+    calls: int = 0
+    routed: int = 0
+    all_listed: int = 0
+    by_channel: Counter = field(default_factory=Counter)
+    by_channel_ok: Counter = field(default_factory=Counter)
+    true_pos: Counter = field(default_factory=Counter)
+    false_pos: Counter = field(default_factory=Counter)
+    false_neg: Counter = field(default_factory=Counter)
+    keywords: Counter = field(default_factory=Counter)
+    keywords_found: Counter = field(default_factory=Counter)
+    delays: list[float] = field(default_factory=list)
+    stray_detections: int = 0  # detections matching no spoken keyword
+    quiet_seconds: float = 0.0  # duration of the calls without keyword
+    quiet_false_alarms: int = 0
+    audio_seconds: float = 0.0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _matches(detection, keyword: str, start: float, end: float) -> bool:
+    return (
+        detection.keyword == keyword
+        and detection.start_s < end + MATCH_SLACK_S
+        and detection.end_s > start - MATCH_SLACK_S
+    )
+
+
+def score_call(call, emitted, tally: Tally) -> None:
+    """Add one call's streamed detections [(Detection, emitted_s)] to the tally."""
+    from urgence.triage.router import route
+
+    triage = route([d for d, _ in emitted])
+    needed = set(call.services)
+    listed = {s.service for s in triage.services}
+    ok = triage.service in needed if needed else triage.service is None
+    tally.calls += 1
+    tally.audio_seconds += call.duration_s
+    tally.routed += ok
+    tally.all_listed += listed == needed
+    tally.by_channel[call.channel] += 1
+    tally.by_channel_ok[call.channel] += ok
+    for service in listed | needed:
+        tally.true_pos[service] += service in listed and service in needed
+        tally.false_pos[service] += service in listed and service not in needed
+        tally.false_neg[service] += service in needed and service not in listed
+    if not ok:
+        tally.errors.append(
+            {
+                "call": call.name,
+                "needed": sorted(needed),
+                "routed": triage.service,
+                "heard": [d.keyword for d, _ in emitted],
+                "text": call.text,
+                "voice": call.voice,
+                "channel": call.channel,
+            }
+        )
+    for keyword, start, end in call.keywords:
+        tally.keywords[keyword] += 1
+        hits = [t for d, t in emitted if _matches(d, keyword, start, end)]
+        if hits:
+            tally.keywords_found[keyword] += 1
+            tally.delays.append(min(hits) - end)
+    stray = sum(not any(_matches(d, k, s, e) for k, s, e in call.keywords) for d, _ in emitted)
+    tally.stray_detections += stray
+    if not call.keywords:
+        tally.quiet_seconds += call.duration_s
+        tally.quiet_false_alarms += stray
+
+
+def false_alarms_on_speech(model, folder: Path) -> dict[str, Any]:
+    """Detections on every *.wav under ``folder`` (speech that holds no keyword)."""
+    from urgence.audio.io import AudioError, load_audio
+    from urgence.kws.detector import detect
+
+    paths = sorted(folder.rglob("*.wav"))
+    seconds, heard, unreadable = 0.0, Counter(), 0
+    for path in paths:
+        try:
+            samples = load_audio(path, sr=model.feature_config.sample_rate)
+        except AudioError:
+            unreadable += 1
+            continue
+        seconds += samples.shape[0] / model.feature_config.sample_rate
+        heard.update(d.keyword for d in detect(model, samples))
+    hours = seconds / 3600
+    total = sum(heard.values())
+    return {
+        "folder": str(folder),
+        "files": len(paths) - unreadable,
+        "unreadable": unreadable,
+        "minutes": round(seconds / 60, 1),
+        "false_alarms": total,
+        "false_alarms_per_hour": round(total / hours, 2) if hours else None,
+        "keywords": dict(heard.most_common()),
+    }
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def report(tally: Tally, speech: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+    services = {}
+    for service in sorted(set(tally.true_pos) | set(tally.false_pos) | set(tally.false_neg)):
+        tp, fp, fn = tally.true_pos[service], tally.false_pos[service], tally.false_neg[service]
+        services[service] = {
+            "precision": _ratio(tp, tp + fp),
+            "recall": _ratio(tp, tp + fn),
+            "support": tp + fn,
+        }
+    quiet_hours = tally.quiet_seconds / 3600
+    speech_hours = speech["minutes"] / 60 if speech else 0.0
+    speech_alarms = speech["false_alarms"] if speech else 0
+    all_hours = quiet_hours + speech_hours
+    return {
+        "calls": tally.calls,
+        "audio_minutes": round(tally.audio_seconds / 60, 1),
+        "routing_accuracy": _ratio(tally.routed, tally.calls),
+        "routed": tally.routed,
+        "all_services_listed": _ratio(tally.all_listed, tally.calls),
+        "routing_accuracy_by_channel": {
+            c: _ratio(tally.by_channel_ok[c], n) for c, n in sorted(tally.by_channel.items())
+        },
+        "services": services,
+        "keyword_recall": _ratio(sum(tally.keywords_found.values()), sum(tally.keywords.values())),
+        "keyword_recall_by_keyword": {
+            k: _ratio(tally.keywords_found[k], n) for k, n in sorted(tally.keywords.items())
+        },
+        "median_delay_s": round(float(np.median(tally.delays)), 3) if tally.delays else None,
+        "delay_p90_s": round(float(np.percentile(tally.delays, 90)), 3) if tally.delays else None,
+        "stray_detections": tally.stray_detections,
+        "generated_no_keyword": {
+            "minutes": round(tally.quiet_seconds / 60, 1),
+            "false_alarms": tally.quiet_false_alarms,
+            "false_alarms_per_hour": (
+                round(tally.quiet_false_alarms / quiet_hours, 2) if quiet_hours else None
+            ),
+        },
+        "real_speech": speech,
+        "false_alarms_per_hour": (
+            round((tally.quiet_false_alarms + speech_alarms) / all_hours, 2) if all_hours else None
+        ),
+        "real_time_factor": round(seconds / tally.audio_seconds, 4)
+        if tally.audio_seconds
+        else None,
+        "targets": TARGETS,
+        "misrouted": tally.errors,
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def print_report(result: dict[str, Any]) -> None:
+    from urgence.corpus.vocabulary import SERVICES
+
+    print(f"calls: {result['calls']} ({result['audio_minutes']} min of audio)")
+    print(
+        f"routing accuracy: {_pct(result['routing_accuracy'])} "
+        f"({result['routed']}/{result['calls']})  target >= 95%"
+    )
+    by_channel = ", ".join(
+        f"{c} {_pct(v)}" for c, v in result["routing_accuracy_by_channel"].items()
+    )
+    print(f"  by channel: {by_channel}")
+    print(f"  every needed service listed: {_pct(result['all_services_listed'])}")
+    print("service       precision  recall  calls")
+    for service, row in result["services"].items():
+        print(
+            f"  {SERVICES[service].label:<11} {_pct(row['precision']):>9} "
+            f"{_pct(row['recall']):>7} {row['support']:>6}"
+        )
+    print(f"keyword recall: {_pct(result['keyword_recall'])}")
+    print(
+        "  " + ", ".join(f"{k} {_pct(v)}" for k, v in result["keyword_recall_by_keyword"].items())
+    )
+    print(
+        f"median delay, end of keyword -> detection (100 ms chunks): "
+        f"{result['median_delay_s']} s (90th percentile {result['delay_p90_s']} s)  "
+        "target <= 0.5 s"
+    )
+    quiet = result["generated_no_keyword"]
+    print(
+        f"false alarms, generated calls without keyword ({quiet['minutes']} min): "
+        f"{quiet['false_alarms']} = {quiet['false_alarms_per_hour']} /h"
+    )
+    speech = result["real_speech"]
+    if speech:
+        print(
+            f"false alarms, real speech without keyword ({speech['files']} files, "
+            f"{speech['minutes']} min): {speech['false_alarms']} = "
+            f"{speech['false_alarms_per_hour']} /h  target <= 1/h  {speech['keywords']}"
+        )
+    print(f"false alarms per hour, all speech without keyword: {result['false_alarms_per_hour']}")
+    print(f"stray detections in all calls: {result['stray_detections']}")
+    print(f"real-time factor of this run: {result['real_time_factor']}")
+    for error in result["misrouted"][:20]:
+        print(
+            f"  misrouted {error['call']} ({error['voice']}, {error['channel']}): needs "
+            f"{error['needed'] or 'operator'}, routed {error['routed']}, heard {error['heard']}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from urgence.audio.io import AudioError
+    from urgence.kws.detector import detect_streaming
+    from urgence.kws.model import KeywordModel, ModelFileError
+    from urgence.triage.calls import generate_calls, load_background_noises
+
+    if args.calls < 1:
+        print("urgence evaluate-calls: --calls must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        model = KeywordModel.load(args.model)
+        noises = load_background_noises(Path(args.shared) / "data" / "background_noise")
+    except (ModelFileError, AudioError) as exc:
+        print(f"urgence evaluate-calls: {exc}", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(args.seed)
+    calls = generate_calls(args.calls, rng, noises=noises)
+    tally = Tally()
+    started = time.perf_counter()
+    for call in calls:
+        score_call(call, detect_streaming(model, call.samples, chunk_s=0.1), tally)
+    seconds = time.perf_counter() - started
+    speech = None
+    if args.speech:
+        folder = Path(args.speech)
+        if folder.is_dir():
+            speech = false_alarms_on_speech(model, folder)
+        else:
+            print(f"no real-speech folder at {folder}: false alarms on it skipped", file=sys.stderr)
+    result = {"model": model.source, "seed": args.seed, **report(tally, speech, seconds)}
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print_report(result)
+    return 0
