@@ -259,8 +259,11 @@ def create_app(
     (default: the shipped model), raising ``urgence.kws.model.ModelFileError`` if absent.
     data_dir: where enrolment recordings go (``<data_dir>/recordings``); default ``./data``.
     db_path: the call log; default ``<data_dir>/calls.db``. Calls left "en cours" by a
-    server that died are marked "interrompu" here.
+    server that died are marked "interrompu" here. Raises ``ValueError`` for a
+    non-positive limit, ``urgence.app.store.StoreError`` if the call log cannot be opened.
     """
+    if max_upload_bytes <= 0 or max_call_s <= 0 or max_streams < 1 or workers < 1:
+        raise ValueError("upload, call and stream limits and workers must be positive")
     from urgence.kws.detector import StreamingDetector
     from urgence.triage.pipeline import triage_samples
     from urgence.triage.router import route
