@@ -133,3 +133,16 @@ def test_stream_tiny_chunks_and_reset(rng):
     stream.reset()
     assert stream.push(signal[:399]).shape == (40, 0)
     assert stream.push(signal[399:400]).shape == (40, 1)
+
+
+def test_filterbank_triangles_peak_at_their_centres():
+    bank = mel_filterbank(CONFIG)
+    bin_hz = np.fft.rfftfreq(CONFIG.n_fft, 1 / CONFIG.sample_rate)
+    centres = mel_band_edges(CONFIG)[1:-1]
+    # each triangle's highest bin is the bin nearest its centre frequency (HTK, unit peak)
+    peak_bins = bank.argmax(axis=0)
+    assert np.all(np.abs(bin_hz[peak_bins] - centres) <= bin_hz[1] / 2 + 1e-6)
+    assert np.all(bank <= 1.0) and not bank.flags.writeable
+    # nothing outside [fmin, fmax]
+    outside = (bin_hz < CONFIG.fmin) | (bin_hz > CONFIG.fmax)
+    assert np.all(bank[outside] == 0)

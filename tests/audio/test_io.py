@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from urgence.audio.io import AudioError, decode_bytes, load_audio, to_mono_16k
+from urgence.audio.io import (
+    AudioError,
+    StreamResampler,
+    decode_bytes,
+    load_audio,
+    to_mono_16k,
+)
 
 from .conftest import tone
 
@@ -200,3 +206,25 @@ def test_decode_bytes_rejects_non_bytes():
 
 def test_audio_error_is_a_value_error():
     assert issubclass(AudioError, ValueError)
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 44100, 48000])
+def test_stream_resampler_equals_whole(sr, rng):
+    signal = tone(700.0, 1.0, sr)
+    stream = StreamResampler(sr)
+    pieces, position = [], 0
+    while position < signal.size:
+        chunk = int(rng.integers(sr // 50, sr // 2))  # 20-500 ms
+        piece = signal[position : position + chunk]
+        position += chunk
+        pieces.append(stream.push(piece, last=position >= signal.size))
+    streamed = np.concatenate(pieces)
+    assert streamed.dtype == np.float32
+    np.testing.assert_allclose(streamed, to_mono_16k(signal, sr), atol=1e-5)
+
+
+def test_stream_resampler_rejects_bad_input():
+    with pytest.raises(AudioError, match="sample rate"):
+        StreamResampler(10)
+    with pytest.raises(AudioError, match="NaN"):
+        StreamResampler(48000).push(np.array([np.nan], np.float32))

@@ -79,10 +79,36 @@ def to_mono_16k(samples: np.ndarray, sr: float) -> np.ndarray:
     int32 scaled to [-1, 1); uint8 centred on 128). An empty input gives an empty output
     (a live stream may send empty chunks). Raises AudioError.
 
-    Each call is resampled on its own: for a live stream at another rate, resample the
-    stream, not chunk by chunk, or chunk edges will click.
+    Each call is resampled on its own: for a live stream at another rate use
+    ``StreamResampler``, or chunk edges will click.
     """
     return _to_mono(samples, sr, TARGET_RATE, name="samples")
+
+
+class StreamResampler:
+    """Live chunks at any rate -> mono float32 at 16 kHz, continuous across chunk edges.
+
+    ``push(samples)`` accepts what ``to_mono_16k`` accepts and returns the 16 kHz samples
+    ready so far (the resampler holds back a few ms); ``push(..., last=True)`` flushes.
+    The concatenated output equals ``to_mono_16k`` of the concatenated input. Raises
+    AudioError for a bad sample rate or bad chunk.
+    """
+
+    def __init__(self, sr: float) -> None:
+        _check_rate(sr, "stream")
+        self.sr = sr
+        self._stream = (
+            None
+            if sr == TARGET_RATE
+            else soxr.ResampleStream(sr, TARGET_RATE, 1, dtype="float32", quality="HQ")
+        )
+
+    def push(self, samples: np.ndarray, *, last: bool = False) -> np.ndarray:
+        """samples: (n,) or (n, channels) -> (n',) float32 at 16 kHz."""
+        mono = _to_mono(samples, self.sr, self.sr, name="chunk")
+        if self._stream is None:
+            return mono
+        return self._stream.resample_chunk(mono, last=last)
 
 
 def _check_rate(sample_rate: float, name: str) -> None:
