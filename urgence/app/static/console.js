@@ -85,7 +85,10 @@ function renderTimeline(detections, durationS) {
   const span = Math.max(MIN_TIMELINE_S, Math.ceil((durationS || 0) / 10) * 10);
   const ordered = [...detections].sort((a, b) => a.start_s - b.start_s);
   let lastEnd = [-Infinity, -Infinity];
-  $("frise").replaceChildren(...ordered.map((d) => {
+  const cursor = document.createElement("span");
+  cursor.className = "curseur";
+  cursor.style.left = `${(100 * (durationS || 0)) / span}%`;
+  $("frise").replaceChildren(cursor, ...ordered.map((d) => {
     const chip = document.createElement("span");
     chip.className = "mot";
     chip.textContent = d.keyword;
@@ -161,6 +164,7 @@ function onLiveMessage(message) {
       live.triage = message;
       live.audioS = message.audio_s;
       showCall(message, live.detections, live.audioS);
+      refreshHistory();
       break;
     case "progress":
       live.audioS = message.audio_s;

@@ -1,0 +1,84 @@
+"""The console in a real browser: Debian's chromium, headless, its fake microphone playing a
+call, drives the page through a live call (Playwright for Python).
+
+First on the tone model (always, where chromium is installed), then on the shipped model and
+an example call (skipped, with the reason, until both exist).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from urgence.app.server import create_app
+
+from .conftest import ServerThread
+from .fakes import RATE, ToneModel, tone_call
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"chromium not installed at {CHROMIUM}"),
+]
+
+
+def open_console(playwright, url: str, call_wav: Path, profile: Path):
+    """A fresh headless chromium whose microphone plays ``call_wav`` (in a loop)."""
+    return playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={call_wav}",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+        ],
+    )
+
+
+def live_call_in_browser(url: str, call_wav: Path, profile: Path, *, service: str,
+                         keyword: str, screenshot: Path | None = None) -> None:
+    """Start a live call on the console, wait for ``service`` and ``keyword``, hang up."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        context = open_console(playwright, url, call_wav, profile)
+        try:
+            page = context.new_page()
+            page.set_viewport_size({"width": 1280, "height": 860})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url)
+            page.click("#demarrer")
+            expect = sync_api.expect
+            expect(page.locator("#service .numero")).to_have_text(service, timeout=30_000)
+            expect(page.locator("#frise .mot", has_text=keyword).first).to_be_visible()
+            expect(page.locator("#motifs")).to_contain_text(f"« {keyword} »")
+            expect(page.locator("#etat")).to_contain_text("en cours")
+            if screenshot is not None:
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(screenshot))
+            page.click("#raccrocher")
+            expect(page.locator("#appels tr").first).to_contain_text("terminé", timeout=15_000)
+            expect(page.locator("#appels tr").first).to_contain_text("micro")
+            assert errors == []
+        finally:
+            context.close()
+
+
+def test_live_call_on_the_tone_model(tmp_path):
+    call_wav = tmp_path / "call.wav"
+    sf.write(call_wav, tone_call([("incendie", 0.8)], 4.0), RATE, subtype="PCM_16")
+    app = create_app(ToneModel(), data_dir=tmp_path / "data")
+    with ServerThread(app) as server:
+        live_call_in_browser(server.url + "/", call_wav, tmp_path / "profile",
+                             service="18", keyword="incendie")
