@@ -356,7 +356,7 @@ def spec_augment(
 # Probability of each step of random_chain, in the order they are applied.
 CHAIN_PROBABILITIES: dict[str, float] = {
     "speed": 0.5,  # factor uniform in [0.85, 1.15]
-    "pitch": 0.0,  # semitones uniform in [-2, 2] (slow: phase vocoder; not measured yet)
+    "pitch": 0.0,  # semitones uniform in [-2, 2] (WSOLA, ~5 ms a clip; effect not measured)
     "shift": 1.0,  # time shift up to 0.1 s
     "reverb": 0.3,  # RT60 uniform in [0.2, 0.8] s, direct-to-reverberant ratio in [0, 10] dB
     "noise": 0.8,  # one of `noises`, SNR uniform in `snr_db`

@@ -69,7 +69,7 @@ def decode_bytes(
         raise AudioError(f"{name}: expected bytes, got {type(data).__name__}")
     if len(data) == 0:
         raise AudioError(f"{name}: empty file")
-    return _decode(io.BytesIO(bytes(data)), name, sr=sr, max_seconds=max_seconds)
+    return _decode(io.BytesIO(data), name, sr=sr, max_seconds=max_seconds)
 
 
 def to_mono_16k(samples: np.ndarray, sr: float) -> np.ndarray:
