@@ -32,7 +32,7 @@ def test_load_gives_labels_config_thresholds_and_posteriors(tmp_path):
     assert model.thresholds["vol"] == DEFAULT_THRESHOLD
     assert set(model.thresholds) == set(KEYWORDS) == set(model.keywords)
     windows = np.random.default_rng(0).standard_normal((300, 40, 98)).astype(np.float32)
-    p = model.predict_proba(windows)  # more than one batch of PREDICT_BATCH
+    p = model.predict_proba(windows)  # several batches of PREDICT_BATCH
     assert p.shape == (300, len(LABELS)) and p.dtype == np.float32
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
     # BLAS blocking depends on the batch size: equal up to float32 rounding

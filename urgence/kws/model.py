@@ -26,7 +26,7 @@ MODEL_ENV_VAR = "URGENCE_MODEL"
 DEFAULT_THRESHOLD = 0.5
 # Windows per network call: bounds memory on long recordings (activations of a conv net on
 # thousands of windows would take gigabytes) while keeping the matrix products large.
-PREDICT_BATCH = 256
+PREDICT_BATCH = 32
 
 
 class Network(Protocol):
