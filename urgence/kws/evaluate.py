@@ -30,6 +30,45 @@ from urgence.corpus.vocabulary import KEYWORDS, UNKNOWN
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
 
+class ClipClassifier:
+    """Any trained ``urgence.nn`` classifier of 1 s log-mel windows, keyword model or not
+    (the Speech Commands pretraining model has English labels): what evaluation needs."""
+
+    def __init__(
+        self,
+        network,
+        *,
+        labels: Sequence[str],
+        feature_config: FeatureConfig | None = None,
+        thresholds: dict[str, float] | None = None,
+    ) -> None:
+        self.network = network
+        self.labels = tuple(_nfc(label) for label in labels)
+        self.feature_config = feature_config or FeatureConfig()
+        self.thresholds = dict(thresholds or {})
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClipClassifier:
+        """Raises ``urgence.nn.ModelFileError`` when the file is not a classifier we made."""
+        from urgence.nn import ModelFileError, load_model
+
+        network = load_model(path)
+        metadata = network.metadata
+        if "labels" not in metadata:
+            raise ModelFileError(f"{path}: metadata has no 'labels': not a keyword classifier")
+        config = metadata.get("feature_config")
+        return cls(
+            network,
+            labels=metadata["labels"],
+            feature_config=FeatureConfig.from_dict(config) if config else None,
+            thresholds=metadata.get("thresholds"),
+        )
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        """windows: (N, n_mels, n_frames) float32 -> (N, len(labels)) float32."""
+        return self.network.predict_proba(windows[:, None])
+
+
 @dataclass
 class LabelledClips:
     """Clips with their true labels and a group (voice/speaker, channel) for breakdowns."""

@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pytest
+
+from urgence.corpus.build import BuildConfig, build_corpus
+from urgence.corpus.vocabulary import LABELS
+from urgence.kws.evaluate import ClipClassifier
+from urgence.kws.train import TrainConfig, _cap_per_speaker_class, train
+from urgence.nn import load_model
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    build_corpus(out, BuildConfig.small(shared=None, voices=3), verbose=False)
+    return out
+
+
+def _config(tiny_corpus, tmp_path, **overrides):
+    values = dict(
+        data=str(tiny_corpus),
+        out=str(tmp_path / "model"),
+        run_dir=str(tmp_path / "run"),
+        architecture="dscnn",
+        width=8,
+        epochs=2,
+        batch_size=16,
+        max_train=64,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_config_file_then_overrides(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps({"epochs": 3, "architecture": "compact_cnn"}))
+    config = TrainConfig.from_sources(path, ["epochs=5", "init_from=models/base"])
+    settings = (config.epochs, config.architecture, config.init_from)
+    assert settings == (5, "compact_cnn", "models/base")
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainConfig.from_sources(None, ["epoch=3"])
+    with pytest.raises(ValueError, match="key=value"):
+        TrainConfig.from_sources(None, ["epochs"])
+
+
+def test_resume_refuses_a_run_with_another_config(tiny_corpus, tmp_path):
+    train(_config(tiny_corpus, tmp_path), verbose=0, stop_after_epoch=1)
+    with pytest.raises(ValueError, match="another config"):
+        train(_config(tiny_corpus, tmp_path, lr=0.1), resume=True, verbose=0)
+
+
+def test_cap_per_speaker_class_keeps_the_seed_budget(rng):
+    y = np.array([0] * 10 + [1] * 3 + [0] * 8)
+    speakers = np.array(["a"] * 13 + ["b"] * 8)
+    keep = _cap_per_speaker_class(y, speakers, 6, rng)
+    pairs = list(zip(speakers[keep], y[keep], strict=True))
+    assert pairs.count(("a", 0)) == 6 and pairs.count(("a", 1)) == 3 and pairs.count(("b", 0)) == 6
+
+
+def test_train_exports_a_keyword_model_with_metadata(tiny_corpus, tmp_path):
+    out = train(_config(tiny_corpus, tmp_path), verbose=0)
+    model = ClipClassifier.load(out)
+    assert model.labels == LABELS
+    meta = model.network.metadata
+    assert meta["feature_config"]["n_frames"] == 98
+    assert len(meta["history"]) == 2 and meta["best_epoch"] in (1, 2)
+    assert meta["macs"] > 0 and meta["params"] == model.network.count_params()
+    probs = model.predict_proba(np.zeros((3, 40, 98), np.float32))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_resume_continues_an_interrupted_run_exactly(tiny_corpus, tmp_path):
+    whole = train(_config(tiny_corpus, tmp_path / "a"), verbose=0)
+    # same run, interrupted after epoch 1, then resumed
+    part_dir = tmp_path / "b"
+    assert train(_config(tiny_corpus, part_dir), verbose=0, stop_after_epoch=1) is None
+    assert not (part_dir / "model.json").exists()
+    resumed = train(_config(tiny_corpus, part_dir), resume=True, verbose=0)
+    a, b = load_model(whole), load_model(resumed)
+    for before, after in zip(a.metadata["history"], b.metadata["history"], strict=True):
+        before.pop("seconds"), after.pop("seconds")
+        assert after == pytest.approx(before)
+    for key, value in a.get_weights().items():
+        np.testing.assert_array_equal(value, b.get_weights()[key])
+
+
+def test_transfer_freezes_the_base(tiny_corpus, tmp_path):
+    base = train(_config(tiny_corpus, tmp_path / "base", epochs=1), verbose=0)
+    before = load_model(base).get_weights()
+    head = train(
+        _config(tiny_corpus, tmp_path / "head", epochs=1, init_from=str(base), freeze_base=True),
+        verbose=0,
+    )
+    after = load_model(head)
+    n_layers = len(after.layers)
+    for key, value in before.items():
+        index = int(key.split(".")[0])
+        if index < n_layers - 2:  # everything but the new classifier is unchanged
+            np.testing.assert_array_equal(value, after.get_weights()[key])

@@ -1,0 +1,356 @@
+"""Train a keyword model with ``urgence.nn``: config file + overrides, checkpoints, resume.
+
+Two tasks share one loop:
+- ``keywords``: the 12 keywords + ``_unknown_`` + ``_silence_`` from a corpus folder
+  (``urgence corpus build``), whose training features already hold augmented copies; fresh
+  SpecAugment masks are drawn for every batch.
+- ``speech_commands``: the real-human English words of Speech Commands (split by speaker),
+  the pretraining task of transfer learning and the real-speech benchmark of an architecture.
+
+Transfer learning: ``init_from`` names a trained model whose layers, up to its classifier,
+become the base of the new model; ``freeze_base`` trains only the new head (feature
+extraction), without it the whole network is fine-tuned.
+
+Every epoch writes ``<run_dir>/last`` (weights + optimiser state) and ``<run_dir>/state.json``
+(epoch, history, generator state, config): ``resume`` continues an interrupted run exactly
+where it stopped. The best epoch (``select_on``) is kept as ``<run_dir>/best`` and exported to
+``out`` with its metadata (labels, feature config, thresholds, metrics, training config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from urgence.audio import augment
+from urgence.audio.features import FeatureConfig, log_mel
+from urgence.corpus import dataset
+from urgence.corpus.splits import split_of
+from urgence.corpus.vocabulary import LABELS
+from urgence.kws import architectures
+from urgence.kws.evaluate import (
+    ClipClassifier,
+    evaluate_probs,
+    load_labelled_clips,
+    score_clips,
+)
+from urgence.nn import Sequential, load_model
+from urgence.nn.layers import Dense, Dropout, Softmax
+from urgence.nn.optimizers import Adam
+from urgence.nn.schedules import CosineDecay
+
+TASKS = ("keywords", "speech_commands")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Paths are relative to the working directory."""
+
+    task: str = "keywords"
+    data: str = "data/corpus"  # corpus folder, or the Speech Commands folder
+    out: str = "models/kws"
+    run_dir: str = "runs/kws"
+    architecture: str = "dscnn"
+    width: int = 64
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.003
+    weight_decay: float = 0.0001
+    warmup_epochs: float = 0.3
+    spec_augment: bool = True
+    seed: int = 0
+    init_from: str | None = None
+    freeze_base: bool = False
+    # labelled clips of voices absent from training (e.g. validation_other_voices), read
+    # every epoch for model selection; never trained on
+    validation_clips: str | None = None
+    select_on: str = "val"  # "val" (corpus validation split) or "clips" (validation_clips)
+    max_per_speaker_class: int | None = None  # e.g. 6: the seed's data budget
+    max_train: int | None = None  # cap on training rows (tests, data-size experiments)
+    augment_copies: int = 3  # speech_commands task: augmented copies per training clip
+
+    @classmethod
+    def from_sources(
+        cls, path: str | Path | None = None, overrides: list[str] | None = None
+    ) -> TrainConfig:
+        """Defaults, then the JSON file ``path``, then ``key=value`` overrides (values
+        parsed as JSON when they parse, else kept as strings)."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                values.update(json.loads(Path(path).read_text(encoding="utf-8")))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ValueError(f"cannot read training config {path}: {exc}") from None
+        for item in overrides or []:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r} is not key=value")
+            try:
+                values[key.strip()] = json.loads(raw)
+            except json.JSONDecodeError:
+                values[key.strip()] = raw
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
+        config = cls(**values)
+        if config.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {config.task!r}")
+        if config.select_on not in ("val", "clips"):
+            raise ValueError("select_on must be 'val' or 'clips'")
+        if config.select_on == "clips" and not config.validation_clips:
+            raise ValueError("select_on='clips' needs validation_clips")
+        return config
+
+
+@dataclass
+class TaskData:
+    labels: tuple[str, ...]
+    x_train: np.ndarray  # (N, 40, 98) float32
+    y_train: np.ndarray  # (N,) int64
+    x_val: np.ndarray
+    y_val: np.ndarray
+    speakers_train: np.ndarray
+
+
+def _cap_per_speaker_class(y, speakers, limit, rng) -> np.ndarray:
+    """Indices keeping at most ``limit`` rows for each (speaker, class), chosen at random."""
+    order = rng.permutation(len(y))
+    counts: dict[tuple[str, int], int] = {}
+    keep = []
+    for i in order:
+        key = (str(speakers[i]), int(y[i]))
+        if counts.get(key, 0) < limit:
+            counts[key] = counts.get(key, 0) + 1
+            keep.append(i)
+    return np.sort(np.asarray(keep, dtype=np.int64))
+
+
+def load_task(config: TrainConfig, rng: np.random.Generator) -> TaskData:
+    if config.task == "keywords":
+        x_train, y_train, speakers, _ = dataset.load_split(config.data, "train")
+        x_val, y_val, _, _ = dataset.load_split(config.data, "val")
+        labels = LABELS
+    else:
+        x_train, y_train, speakers, x_val, y_val, labels = _speech_commands(config, rng)
+    if config.max_per_speaker_class:
+        keep = _cap_per_speaker_class(y_train, speakers, config.max_per_speaker_class, rng)
+        x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
+    if config.max_train and len(y_train) > config.max_train:
+        keep = np.sort(rng.choice(len(y_train), config.max_train, replace=False))
+        x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
+    return TaskData(tuple(labels), x_train, y_train, x_val, y_val, np.asarray(speakers))
+
+
+def _speech_commands(config: TrainConfig, rng: np.random.Generator):
+    """Speech Commands words (their own labels), features with augmented training copies."""
+    from urgence.corpus.recordings import load_noise, load_speech_commands
+
+    clips, words, speakers = load_speech_commands(config.data)
+    labels = sorted(set(words))
+    noise_root = Path(config.data).parent / "background_noise"
+    noises = []
+    if noise_root.is_dir():
+        noises = [halves[0] for halves in load_noise(noise_root).values()]
+    feature_config = FeatureConfig()
+    parts: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
+    for clip, word, speaker in zip(clips, words, speakers, strict=True):
+        split = split_of(f"speech_commands:{speaker}")
+        if split == "test":
+            split = "val"  # a held-out set by speaker: both non-train splits measure it
+        xs, ys = parts[split]
+        copies = [clip]
+        if split == "train":
+            copies += [
+                augment.random_chain(clip, rng=rng, noises=noises)
+                for _ in range(config.augment_copies)
+            ]
+        for c in copies:
+            xs.append(log_mel(c, config=feature_config))
+            ys.append(labels.index(word))
+    train_speakers = [s for s in speakers if split_of(f"speech_commands:{s}") == "train"]
+    speakers_rows = np.repeat(np.asarray(train_speakers), 1 + config.augment_copies)
+    return (
+        np.stack(parts["train"][0]).astype(np.float32),
+        np.asarray(parts["train"][1], dtype=np.int64),
+        speakers_rows,
+        np.stack(parts["val"][0]).astype(np.float32),
+        np.asarray(parts["val"][1], dtype=np.int64),
+        labels,
+    )
+
+
+def make_model(config: TrainConfig, n_classes: int) -> Sequential:
+    if config.init_from is None:
+        return architectures.build(
+            config.architecture, n_classes, seed=config.seed, width=config.width
+        )
+    base = load_model(config.init_from)
+    # drop the old classifier (Dense + Softmax); keep everything up to and including the
+    # layer that feeds it, so the new head sees the same representation
+    body = base.layers[:-2]
+    model = Sequential(
+        [*body, Dense(n_classes), Softmax()], input_shape=base.input_shape, seed=config.seed
+    )
+    if config.freeze_base:
+        model.freeze(upto=len(body))
+    return model
+
+
+def _spec_augment_batch(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Fresh SpecAugment masks on each example of a batch (N, 40, 98) -> new array."""
+    return np.stack([augment.spec_augment(example, rng=rng) for example in x])
+
+
+def _reseed_dropout(model: Sequential, seed: int, epoch: int) -> None:
+    """Give every Dropout layer a generator drawn from (seed, epoch, layer index): a resumed
+    run then drops exactly the units the uninterrupted run would have (Dropout has no
+    parameters, so building it again only replaces its generator)."""
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, Dropout):
+            layer.build(layer.input_shape, np.random.default_rng([seed, epoch, index]))
+
+
+def _save_json_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _log(message: str, verbose: int) -> None:
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _clips_score(model: Sequential, labels, clips) -> dict:
+    probs = score_clips(ClipClassifier(model, labels=labels), clips.samples)
+    return evaluate_probs(probs, clips.labels, labels=labels, groups=clips.groups)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    verbose: int = 1,
+    stop_after_epoch: int | None = None,
+) -> Path | None:
+    """Run (or resume) training; returns the stem of the exported model (``config.out``).
+
+    ``stop_after_epoch`` ends the run early, as an interruption would (time-boxed runs,
+    tests): the checkpoint is written, nothing is exported, and None is returned."""
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "state.json"
+    rng = np.random.default_rng(config.seed)
+    started = time.perf_counter()
+    data = load_task(config, np.random.default_rng([config.seed, 1]))
+    _log(
+        f"{config.task}: {len(data.y_train)} training rows, {len(data.y_val)} validation rows, "
+        f"{len(data.labels)} classes",
+        verbose,
+    )
+    clips = None
+    if config.validation_clips:
+        clips = load_labelled_clips(config.validation_clips, known_labels=data.labels)
+
+    steps_per_epoch = max(1, -(-len(data.y_train) // config.batch_size))
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
+    if resume and state_path.exists():
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        if state.get("config") != asdict(config):
+            raise ValueError(f"{state_path}: the run was started with another config")
+        model = load_model(run_dir / "last")
+        rng.bit_generator.state = state["rng"]
+        _log(f"resuming after epoch {state['epoch']}", verbose)
+    else:
+        model = make_model(config, len(data.labels))
+        schedule = CosineDecay(
+            config.lr,
+            decay_steps=config.epochs * steps_per_epoch,
+            warmup_steps=int(config.warmup_epochs * steps_per_epoch),
+            final_fraction=0.02,
+        )
+        model.compile("cross_entropy", Adam(schedule, weight_decay=config.weight_decay))
+        if verbose:
+            print(model.summary(), file=sys.stderr)
+
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        t0 = time.perf_counter()
+        _reseed_dropout(model, config.seed, epoch)
+        order = rng.permutation(len(data.y_train))
+        total_loss = total_correct = 0.0
+        for step, start in enumerate(range(0, len(order), config.batch_size)):
+            idx = np.sort(order[start : start + config.batch_size])
+            xb = data.x_train[idx]
+            if config.spec_augment:
+                xb = _spec_augment_batch(xb, rng)
+            result = model.train_on_batch(xb[:, None], data.y_train[idx])
+            total_loss += result["loss"] * len(idx)
+            total_correct += result["accuracy"] * len(idx)
+            if verbose and step % 20 == 0:
+                done = (start + len(idx)) / len(order)
+                print(
+                    f"\repoch {epoch}/{config.epochs} {done:4.0%} loss {result['loss']:.3f}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        record = {
+            "epoch": epoch,
+            "loss": total_loss / len(order),
+            "accuracy": total_correct / len(order),
+            **{f"val_{k}": v for k, v in model.evaluate(data.x_val[:, None], data.y_val).items()},
+        }
+        if clips is not None and clips.samples:
+            report = _clips_score(model, data.labels, clips)
+            record["clips_accuracy"] = report["accuracy"]
+            record["clips_keyword_accuracy"] = report["keyword_accuracy"]
+            record["clips_forced_choice"] = report.get("forced_choice_accuracy")
+        record["seconds"] = time.perf_counter() - t0
+        score = record["clips_accuracy"] if config.select_on == "clips" else record["val_accuracy"]
+        state["history"].append(record)
+        if state["best"] is None or score > state["best"]["score"]:
+            state["best"] = {"epoch": epoch, "score": score}
+            model.save(run_dir / "best", metadata={"epoch": epoch})
+        model.save(run_dir / "last", include_optimizer=True, metadata={"epoch": epoch})
+        state.update(
+            epoch=epoch,
+            rng=rng.bit_generator.state,
+            config=asdict(config),
+            elapsed_s=state["elapsed_s"] + record["seconds"],
+        )
+        _save_json_atomically(state_path, state)
+        summary = " ".join(
+            f"{k} {v:.3f}" for k, v in record.items() if k != "epoch" and isinstance(v, float)
+        )
+        _log(f"\repoch {epoch}/{config.epochs} {summary}", verbose)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
+            _log(f"stopped after epoch {epoch}; continue with --resume", verbose)
+            return None
+
+    best = load_model(run_dir / "best")
+    metadata = {
+        "task": config.task,
+        "labels": list(data.labels),
+        "feature_config": FeatureConfig().to_dict(),
+        "thresholds": {},
+        "architecture": config.architecture,
+        "params": best.count_params(),
+        "macs": architectures.count_macs(best),
+        "best_epoch": state["best"]["epoch"],
+        "history": state["history"],
+        "training": asdict(config),
+        "training_seconds": round(state["elapsed_s"], 1),
+        "training_rows": int(len(data.y_train)),
+        "wall_seconds_this_run": round(time.perf_counter() - started, 1),
+    }
+    best.save(config.out, metadata=metadata)
+    _log(f"saved {config.out}.npz / .json (best epoch {state['best']['epoch']})", verbose)
+    return Path(config.out)
