@@ -42,6 +42,7 @@ def save_npz_atomically(path: str | Path, arrays: dict[str, np.ndarray]) -> None
             np.savez(file, **arrays)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the corpus from other users
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

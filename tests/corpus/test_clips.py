@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from urgence.corpus.clips import (
+    CLIP_SAMPLES,
+    ClipError,
+    cut_word,
+    fit_length,
+    from_int16,
+    make_clip,
+    place_in_window,
+    to_int16,
+    trim_silence,
+    word_span,
+)
+from urgence.corpus.synth import SAMPLE_RATE, synthesize
+
+
+def _tone(seconds: float, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_trim_silence_keeps_the_sound_and_a_margin():
+    y = np.concatenate([np.zeros(8000, np.float32), _tone(0.3), np.zeros(8000, np.float32)])
+    trimmed = trim_silence(y, margin_s=0.02)
+    assert trimmed.dtype == np.float32
+    assert 0.3 * SAMPLE_RATE <= len(trimmed) <= 0.36 * SAMPLE_RATE + 2 * 160
+    assert len(trim_silence(np.zeros(16000, np.float32))) == 0
+
+
+def test_place_in_window_keeps_the_word_inside_at_varying_offsets():
+    rng = np.random.default_rng(0)
+    word = _tone(0.4)
+    starts = set()
+    for _ in range(20):
+        clip = place_in_window(word, rng=rng)
+        assert clip.shape == (CLIP_SAMPLES,) and clip.dtype == np.float32
+        nonzero = np.flatnonzero(clip)
+        starts.add(int(nonzero[0]))
+        assert np.isclose(np.sum(clip**2), np.sum(word**2))  # nothing cut off
+    assert len(starts) > 10
+    with pytest.raises(ClipError):
+        place_in_window(_tone(1.2), rng=rng)
+
+
+def test_fit_length_speeds_up_slightly_long_words_and_refuses_very_long_ones():
+    fitted = fit_length(_tone(1.2))
+    assert len(fitted) <= CLIP_SAMPLES and len(fitted) > 0.95 * CLIP_SAMPLES
+    assert len(fit_length(_tone(0.5))) == 8000
+    with pytest.raises(ClipError):
+        fit_length(_tone(2.0))
+
+
+def test_cut_word_from_a_phrase_has_the_right_length_and_energy():
+    phrase = synthesize("il y a un incendie dans la cuisine", voice="fr+m1", rate=170)
+    alone = synthesize("incendie", voice="fr+m1", rate=170)
+    word = cut_word(phrase, "incendie")
+    isolated = trim_silence(alone.samples)
+    assert 0.5 * len(isolated) < len(word) < 1.5 * len(isolated)
+    start, end = word_span(phrase, "incendie")
+    assert len(word) <= (end - start + 0.04) * SAMPLE_RATE + 1
+    rms = np.sqrt(np.mean(word**2))
+    assert rms > 0.3 * np.sqrt(np.mean(isolated**2))
+    clip = make_clip(word, rng=np.random.default_rng(1))
+    assert clip.shape == (CLIP_SAMPLES,)
+
+
+def test_cut_word_reports_a_missing_word():
+    with pytest.raises(ClipError, match="not found"):
+        cut_word(synthesize("il y a du gaz"), "incendie")
+
+
+def test_make_clip_refuses_silence():
+    with pytest.raises(ClipError):
+        make_clip(np.zeros(4000, np.float32), rng=np.random.default_rng(0))
+
+
+def test_int16_round_trip_is_close():
+    clips = np.random.default_rng(0).uniform(-1, 1, (3, 100)).astype(np.float32)
+    stored = to_int16(clips)
+    assert stored.dtype == np.int16
+    assert np.abs(from_int16(stored) - clips).max() < 1e-4
