@@ -34,8 +34,9 @@ WebSocket ``/api/stream?format=s16|f32&name=...`` (live call)
     Server -> client, JSON text frames:
       ``{"type": "started", "call_id", "sample_rate": 16000, "format"}`` first;
       ``{"type": "detection", "keyword", "service", "service_label", "colour", "start_s",
-      "end_s", "score"}`` for each keyword, as soon as it is detected (times from the start
-      of the call's audio, already committed to the call log);
+      "end_s", "score", "audio_s"}`` for each keyword, as soon as it is detected (times from
+      the start of the call's audio; ``audio_s``: audio received when it was decided), already
+      committed to the call log;
       ``{"type": "triage", "audio_s", ...}`` the router's ``Triage.to_dict()`` each time a
       detection arrives;
       ``{"type": "progress", "audio_s"}`` once per second of audio received;
@@ -556,7 +557,7 @@ class _LiveCall:
                 "service": detection.service, "service_label": service.label,
                 "colour": service.colour, "start_s": round(float(detection.start_s), 3),
                 "end_s": round(float(detection.end_s), 3),
-                "score": round(float(detection.score), 4),
+                "score": round(float(detection.score), 4), "audio_s": self._audio_s(),
             })
         if new and triage is not None:
             await websocket.send_json({"type": "triage", "audio_s": self._audio_s(),
