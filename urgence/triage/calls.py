@@ -15,7 +15,6 @@ few milliseconds, and noise.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 from urgence.audio import augment
 from urgence.corpus.splits import split_of
 from urgence.corpus.synth import SAMPLE_RATE, french_voices, synthesize
-from urgence.corpus.vocabulary import KEYWORDS
+from urgence.corpus.vocabulary import KEYWORDS, keyword_of_form
 
 # keyword -> noun phrases holding it as a separate word (never elided: "l'incendie" would
 # merge it with the article)
@@ -216,10 +215,6 @@ class Call:
         return self.samples.shape[0] / SAMPLE_RATE
 
 
-def _fold(word: str) -> str:
-    return unicodedata.normalize("NFC", word).lower().strip(".,;:!?«»\"'’ ")
-
-
 @dataclass(frozen=True)
 class CallPlan:
     """What a call says and how it sounds (everything ``render_call`` needs but the noise)."""
@@ -302,11 +297,10 @@ def speak_plan(plan: CallPlan) -> tuple[np.ndarray, list[tuple[str, float, float
             pitch_range=plan.pitch_range,
         )
         t0 = offset / SAMPLE_RATE
-        found += [
-            (_fold(word), round(t0 + start, 3), round(t0 + end, 3))
-            for word, start, end in speech.words
-            if _fold(word) in KEYWORDS
-        ]
+        for word, start, end in speech.words:
+            keyword = keyword_of_form(word.strip(".,;:!?«»\"'’ "))
+            if keyword is not None:
+                found.append((keyword, round(t0 + start, 3), round(t0 + end, 3)))
         pieces.append(speech.samples)
         offset += speech.samples.size
     if sorted(k for k, _, _ in found) != sorted(plan.keywords):
