@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from urgence.app.cli import main
+from urgence.kws.detector import Detection
+from urgence.kws.model import KeywordModel
+from urgence.triage.calls import Call
+from urgence.triage.evaluate_command import Tally, false_alarms_on_speech, report, score_call
+
+
+def make_call(keywords, name="c"):
+    from urgence.corpus.vocabulary import KEYWORDS
+
+    return Call(
+        name=name,
+        samples=np.zeros(16000 * 10, np.float32),
+        text="...",
+        voice="fr",
+        keywords=keywords,
+        channel="clean",
+        noise="n",
+        snr_db=10.0,
+        services=sorted({KEYWORDS[k] for k, _, _ in keywords}),
+    )
+
+
+def det(keyword, service, start, end, score=0.9):
+    return Detection(keyword, service, start, end, score)
+
+
+def test_scoring_counts_routing_delay_and_false_alarms():
+    tally = Tally()
+    # right, with a 0.3 s delay
+    score_call(make_call([("gaz", 2.0, 2.4)]), [(det("gaz", "18", 2.0, 2.4), 2.7)], tally)
+    # two services, only one heard: routed right, not every service listed
+    score_call(
+        make_call([("incendie", 1.0, 1.5), ("brûlure", 5.0, 5.5)]),
+        [(det("incendie", "18", 1.0, 1.5), 2.0)],
+        tally,
+    )
+    # no keyword but a false alarm: misrouted
+    score_call(make_call([]), [(det("vol", "17", 3.0, 3.3), 3.8)], tally)
+    result = report(tally, None, seconds=3.0)
+    assert result["calls"] == 3 and result["routed"] == 2
+    assert result["routing_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert result["all_services_listed"] == pytest.approx(1 / 3, abs=1e-4)
+    assert result["services"]["15"] == {"precision": None, "recall": 0.0, "support": 1}
+    assert result["services"]["17"]["precision"] == 0.0
+    assert result["services"]["18"] == {"precision": 1.0, "recall": 1.0, "support": 2}
+    assert result["keyword_recall"] == pytest.approx(2 / 3, abs=1e-4)
+    assert result["median_delay_s"] == pytest.approx(0.4)  # delays 0.3 and 0.5
+    assert result["generated_no_keyword"]["false_alarms"] == 1
+    assert result["false_alarms_per_hour"] == pytest.approx(360.0)  # 1 in 10 s
+    assert result["real_time_factor"] == pytest.approx(0.1)
+    assert [e["call"] for e in result["misrouted"]] == ["c"]
+
+
+def test_wrong_keyword_of_the_right_service_is_not_a_keyword_hit():
+    tally = Tally()
+    score_call(make_call([("gaz", 2.0, 2.4)]), [(det("incendie", "18", 2.0, 2.4), 2.7)], tally)
+    result = report(tally, None, seconds=1.0)
+    assert result["routing_accuracy"] == 1.0 and result["keyword_recall"] == 0.0
+    assert result["stray_detections"] == 1
+
+
+def test_false_alarms_on_a_speech_folder(tmp_path, incendie_model_path):
+    folder = tmp_path / "speech" / "fr"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        sf.write(folder / f"p{i}.wav", 0.01 * np.ones(8000 * 3), 8000)
+    (folder / "broken.wav").write_bytes(b"nope")
+    result = false_alarms_on_speech(KeywordModel.load(incendie_model_path), tmp_path / "speech")
+    assert result["files"] == 2 and result["unreadable"] == 1 and result["minutes"] == 0.1
+    assert result["false_alarms"] == 2 and result["keywords"] == {"incendie": 2}
+
+
+def test_command_end_to_end(tmp_path, incendie_model_path, capsys):
+    noise = tmp_path / "shared" / "data" / "background_noise"
+    noise.mkdir(parents=True)
+    sf.write(noise / "hum.wav", 0.1 * np.sin(np.arange(16000) / 5), 16000)
+    args = [
+        "evaluate-calls",
+        "--calls",
+        "3",
+        "--model",
+        str(incendie_model_path),
+        "--shared",
+        str(tmp_path / "shared"),
+        "--speech",
+        "",
+        "--json",
+    ]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["calls"] == 3 and 0.0 <= result["routing_accuracy"] <= 1.0
+    assert result["real_speech"] is None
+    assert main([*args[:-1]]) == 0
+    assert "routing accuracy" in capsys.readouterr().out
+
+
+def test_command_without_noise_folder_is_a_clear_error(tmp_path, incendie_model_path, capsys):
+    status = main(
+        [
+            "evaluate-calls",
+            "--calls",
+            "3",
+            "--model",
+            str(incendie_model_path),
+            "--shared",
+            str(tmp_path),
+        ]
+    )
+    assert status == 2 and "background_noise" in capsys.readouterr().err
