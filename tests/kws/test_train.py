@@ -98,3 +98,19 @@ def test_transfer_freezes_the_base(tiny_corpus, tmp_path):
         index = int(key.split(".")[0])
         if index < n_layers - 2:  # everything but the new classifier is unchanged
             np.testing.assert_array_equal(value, after.get_weights()[key])
+
+
+def test_evaluate_command_on_corpus_and_degraded_clips(tiny_corpus, tmp_path, capsys):
+    from urgence.app.cli import main
+
+    model = train(_config(tiny_corpus, tmp_path, epochs=1), verbose=0)
+    assert main(["evaluate", str(model), str(tiny_corpus), "--split", "train", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] > 0 and 0.0 <= report["accuracy"] <= 1.0
+    assert set(report["per_class"]) <= set(LABELS)
+    figure = tmp_path / "cm.png"
+    args = ["evaluate", str(model), str(tiny_corpus), "--split", "train", "--telephone"]
+    assert main([*args, "--figure", str(figure)]) == 0
+    out = capsys.readouterr().out
+    assert "telephone" in out and "accuracy" in out and figure.stat().st_size > 1000
+    assert main(["evaluate", str(tmp_path / "nope"), str(tiny_corpus)]) == 2

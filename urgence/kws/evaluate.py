@@ -176,6 +176,29 @@ def score_clips(model, clips: Sequence[np.ndarray], *, share: float = 0.9) -> np
     return out.astype(np.float32)
 
 
+def degrade(
+    clips: Sequence[np.ndarray],
+    *,
+    rng: np.random.Generator,
+    noises: Sequence[np.ndarray] = (),
+    snr_db: float | None = None,
+    telephone: bool = False,
+) -> list[np.ndarray]:
+    """The clips as a call would carry them: real noise at ``snr_db`` (a random recording
+    of ``noises`` each), then the telephone channel. Silent clips get no noise (their SNR is
+    undefined). Each (n,) float32 -> (n,) float32."""
+    from urgence.audio import augment
+
+    out = []
+    for y in clips:
+        if snr_db is not None and noises and float(np.mean(y.astype(np.float64) ** 2)) > 0:
+            y = augment.add_noise(y, noises[int(rng.integers(len(noises)))], snr_db=snr_db, rng=rng)
+        if telephone:
+            y = augment.telephone(y)
+        out.append(y)
+    return out
+
+
 def decide(
     probs: np.ndarray, labels: Sequence[str], thresholds: dict[str, float] | None = None
 ) -> list[str]:

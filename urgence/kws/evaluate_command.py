@@ -22,6 +22,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="answer the arg-max (ignore the model's per-keyword thresholds)",
     )
+    parser.add_argument(
+        "--snr-db", type=float, help="add real background noise at this SNR before scoring"
+    )
+    parser.add_argument(
+        "--telephone", action="store_true", help="pass the clips through a telephone channel"
+    )
+    parser.add_argument(
+        "--noise-dir",
+        default="../shared/data/background_noise",
+        help="noise recordings for --snr-db (their second halves: never used in training)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise choices")
     parser.add_argument("--figure", help="confusion-matrix PNG to write")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
@@ -56,8 +68,28 @@ def _print_report(report: dict, title: str) -> None:
             print(f"  {group:24s} {row['n']:5d} {pct(row['accuracy']):>8s}")
 
 
+def _condition(args: argparse.Namespace) -> str:
+    parts = [f"noise {args.snr_db:g} dB"] if args.snr_db is not None else []
+    return " + ".join(parts + (["telephone"] if args.telephone else []))
+
+
+def _degrade(args: argparse.Namespace, clips: list) -> list:
+    import numpy as np
+
+    from urgence.audio.augment import load_noises
+    from urgence.kws.evaluate import degrade
+
+    noises = []
+    if args.snr_db is not None:
+        # the second half of each recording: the corpus trains on first halves only
+        noises = [n[len(n) // 2 :] for n in load_noises(args.noise_dir)]
+    rng = np.random.default_rng(args.seed)
+    return degrade(clips, rng=rng, noises=noises, snr_db=args.snr_db, telephone=args.telephone)
+
+
 def run(args: argparse.Namespace) -> int:
-    from urgence.corpus.dataset import DatasetError, load_split
+    from urgence.audio.io import AudioError
+    from urgence.corpus.dataset import DatasetError, load_clips, load_split
     from urgence.corpus.vocabulary import LABELS
     from urgence.kws.evaluate import (
         ClipClassifier,
@@ -77,8 +109,16 @@ def run(args: argparse.Namespace) -> int:
     thresholds = None if args.no_thresholds else model.thresholds
     data = Path(args.data)
     skipped: list[str] = []
+    degraded = args.snr_db is not None or args.telephone
     try:
-        if (data / f"features_{args.split}.npz").exists():
+        if degraded and (data / "clips").is_dir():
+            # the clean clips, degraded here: the cached features carry random augmentations
+            audio, y, speakers, _ = load_clips(data, args.split)
+            probs = score_clips(model, _degrade(args, list(audio)))
+            true = [LABELS[i] for i in y]
+            groups = [str(s) for s in speakers]
+            title = f"{args.model} on {data} ({args.split}, {_condition(args)})"
+        elif (data / f"features_{args.split}.npz").exists():
             x, y, speakers, _ = load_split(data, args.split)
             probs = model.predict_proba(x)
             true = [LABELS[i] for i in y]
@@ -90,10 +130,11 @@ def run(args: argparse.Namespace) -> int:
             if not clips.samples:
                 print(f"urgence evaluate: no usable clip in {data}", file=sys.stderr)
                 return 2
-            probs = score_clips(model, clips.samples)
+            samples = _degrade(args, clips.samples) if degraded else clips.samples
+            probs = score_clips(model, samples)
             true, groups = clips.labels, clips.groups
-            title = f"{args.model} on {data}"
-    except (DatasetError, FileNotFoundError) as exc:
+            title = f"{args.model} on {data}" + (f" ({_condition(args)})" if degraded else "")
+    except (DatasetError, FileNotFoundError, AudioError) as exc:
         print(f"urgence evaluate: {exc}", file=sys.stderr)
         return 2
     report = evaluate_probs(probs, true, labels=labels, thresholds=thresholds, groups=groups)
