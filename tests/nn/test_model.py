@@ -202,7 +202,12 @@ def test_bad_inputs_raise_clear_errors(rng):
     with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
         model.fit(x[:, :1], y, verbose=0)
     with pytest.raises(ValueError, match="NaN"):
-        model.predict(np.full((2, 2), np.nan, dtype=np.float32))
+        model.predict(np.array([[1.0, 2.0], [np.nan, 0.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(np.array([[3e38, 3e38], [-np.inf, 0.0]], dtype=np.float32))
+    assert model.predict(np.full((2, 2), 1e30, dtype=np.float32)).shape == (2,)
+    with pytest.raises(ValueError, match="not finite"), np.errstate(all="ignore"):
+        model.predict(np.full((2, 2), 3e38, dtype=np.float32))  # the layers overflow
     with pytest.raises(ValueError, match="one target per sample"):
         model.fit(x, y[:3], verbose=0)
     with pytest.raises(ValueError, match="labels must lie in"):

@@ -155,7 +155,11 @@ class Sequential:
                 f"got {x.shape}"
             )
         x = x.astype(np.float32, copy=False)
-        if not np.isfinite(x).all():
+        # a finite sum proves every value finite in one pass without a temporary; only an
+        # overflowing sum needs the element-wise check
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = x.sum()
+        if not np.isfinite(total) and not np.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or infinite values")
         return x
 
@@ -353,7 +357,9 @@ class Sequential:
 
     def predict_proba(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Model outputs ``(N, *output_shape)`` float32 for ``x: (N, *input_shape)``, computed
-        ``batch_size`` samples at a time; class probabilities for a classifier."""
+        ``batch_size`` samples at a time; class probabilities for a classifier.
+
+        ``ValueError`` if ``x`` is malformed or not finite, or the outputs overflow."""
         x = self._check_inputs(x)
         out = np.empty((x.shape[0], *self.output_shape), dtype=np.float32)
         needs_softmax = (
@@ -369,6 +375,11 @@ class Sequential:
             if needs_softmax:
                 batch_out = activations.softmax(batch_out, axis=1)
             out[start : start + batch_out.shape[0]] = batch_out
+        if not np.isfinite(out.sum()):
+            raise ValueError(
+                "the model's outputs are not finite: inputs far outside the range it was "
+                "trained on?"
+            )
         return out
 
     def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
