@@ -6,7 +6,7 @@ from urgence.corpus.splits import SPLITS, split_of
 
 
 def test_split_is_deterministic_and_one_of_the_three():
-    for speaker in ("espeak:fr+m3", "speech-commands:0a1b2c3d", "user:alice"):
+    for speaker in ("espeak:fr+m3", "speech_commands:0a1b2c3d", "user:alice"):
         assert split_of(speaker) == split_of(speaker)
         assert split_of(speaker) in SPLITS
 

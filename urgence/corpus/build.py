@@ -288,7 +288,7 @@ def _speech_commands_clips(
     files = [(Path(path), word, speaker) for path, word, speaker in map(_unpack, paths)]
     clips, words, speakers = recordings.load_speech_commands(files[0][0].parent, files=files)
     for clip, word, speaker in zip(clips, words, speakers, strict=True):
-        speaker_id = f"speech-commands:{speaker}"
+        speaker_id = f"speech_commands:{speaker}"  # as urgence.kws.train names them
         try:
             clip = make_clip(clip, rng=rng)
         except ClipError:
