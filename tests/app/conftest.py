@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -58,3 +59,27 @@ class ServerThread:
     def __exit__(self, *exc_info) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+SHIPPED_MODEL = REPO / "models" / "kws"
+
+
+@pytest.fixture(scope="session")
+def shipped_model():
+    """The shipped keyword model; the tests that need it skip until it is trained."""
+    if not SHIPPED_MODEL.with_suffix(".json").exists():
+        pytest.skip(f"no shipped model yet ({SHIPPED_MODEL}.json): train one to run this test")
+    from urgence.kws.model import KeywordModel
+
+    return KeywordModel.load(SHIPPED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def expected_examples() -> dict:
+    """examples/expected.json: the example calls and their true services and keywords."""
+    path = EXAMPLES / "expected.json"
+    if not path.exists():
+        pytest.skip(f"no example calls yet ({path})")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -82,3 +82,19 @@ def test_live_call_on_the_tone_model(tmp_path):
     with ServerThread(app) as server:
         live_call_in_browser(server.url + "/", call_wav, tmp_path / "profile",
                              service="18", keyword="incendie")
+
+
+def test_live_example_call_on_the_shipped_model(tmp_path, shipped_model, expected_examples):
+    """The fire example call through chromium's fake microphone: 18 and "incendie" appear."""
+    from urgence.audio.io import load_audio
+
+    from .conftest import EXAMPLES
+
+    name = "appel-incendie.wav"
+    assert expected_examples[name]["services"] == ["18"]
+    call_wav = tmp_path / name  # 16 kHz: the examples are 8 kHz telephone audio
+    sf.write(call_wav, load_audio(EXAMPLES / name), RATE, subtype="PCM_16")
+    app = create_app(shipped_model, data_dir=tmp_path / "data")
+    with ServerThread(app) as server:
+        live_call_in_browser(server.url + "/", call_wav, tmp_path / "profile",
+                             service="18", keyword="incendie")

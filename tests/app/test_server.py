@@ -312,3 +312,28 @@ def test_static_files_stay_in_their_folder(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert "import" not in response.text
+
+
+# -- the shipped model ----------------------------------------------------------------------
+def test_example_calls_streamed_live_match_the_file_triage(shipped_model, expected_examples,
+                                                          data_dir):
+    """Each example call, streamed in 100 ms frames, gets what `urgence triage` gives the
+    file; the single-keyword fire call goes to 18 with "incendie"."""
+    from urgence.audio.io import load_audio
+    from urgence.triage.pipeline import triage_file
+
+    from .conftest import EXAMPLES
+
+    app = create_app(shipped_model, data_dir=data_dir)
+    with TestClient(app) as client:
+        for name in expected_examples:
+            samples = load_audio(EXAMPLES / name)
+            with client.websocket_connect("/api/stream") as ws:
+                live = _stream(ws, samples)[-1]["result"]
+            whole = triage_file(EXAMPLES / name, shipped_model)
+            assert live["service"] == whole["service"], name
+            assert [d["keyword"] for d in live["detections"]] == [
+                d["keyword"] for d in whole["detections"]], name
+            if name == "appel-incendie.wav":
+                assert live["service"] == "18"
+                assert [d["keyword"] for d in live["detections"]] == ["incendie"]
