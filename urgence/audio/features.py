@@ -2,9 +2,12 @@
 
 The mel filterbank is **HTK style**: mel(f) = 2595 log10(1 + f / 700), triangles with unit
 peak (no Slaney area normalisation), edges spaced evenly on the mel scale between ``fmin``
-and ``fmax``. Frames are **not centre-padded**: frame ``j`` covers samples
-``[j * hop_length, j * hop_length + win_length)``, so ``n`` samples give
-``1 + (n - win_length) // hop_length`` frames and the frames of a whole recording, cut into
+and ``fmax``; identical to ``librosa.filters.mel(htk=True, norm=None)`` (checked by a test
+that runs where librosa is installed; librosa is not needed).
+
+Frames are **not centre-padded**: frame ``j`` covers samples ``[j * hop_length,
+j * hop_length + win_length)``, so ``n`` samples give ``1 + (n - win_length) // hop_length``
+frames and the frames of a whole recording, cut into
 1 s windows, are exactly the frames of each 1 s clip (the streaming detector relies on it).
 
 Normalisation is ``log(mel_power + log_floor)`` in float32, nothing else: identical at
