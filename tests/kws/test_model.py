@@ -125,3 +125,32 @@ def test_metadata_survives_json_round_trip(tmp_path):
     save_tiny_model(tmp_path / "kws")
     saved = json.loads((tmp_path / "kws.json").read_text())["metadata"]
     assert saved["thresholds"] == {"gaz": 0.8}
+
+
+def test_store_tuning_writes_thresholds_and_detector_settings(tmp_path):
+    from urgence.kws.detector import DetectorConfig, StreamingDetector
+    from urgence.kws.model import store_tuning
+
+    path = save_tiny_model(tmp_path / "kws")
+    weights = KeywordModel.load(path).network.get_weights()
+    store_tuning(path, thresholds={"vol": 0.77}, detector=DetectorConfig(min_windows=4))
+    model = KeywordModel.load(path)
+    assert model.thresholds["vol"] == 0.77 and model.thresholds["gaz"] == DEFAULT_THRESHOLD
+    assert model.detector_config == DetectorConfig(min_windows=4)
+    assert StreamingDetector(model).config.min_windows == 4
+    for key, value in model.network.get_weights().items():
+        np.testing.assert_array_equal(value, weights[key])
+    with pytest.raises(ModelFileError, match="threshold"):
+        store_tuning(path, thresholds={"_unknown_": 0.5}, detector=DetectorConfig())
+    assert KeywordModel.load(path).thresholds["vol"] == 0.77  # refused: file unchanged
+
+
+def test_bad_detector_settings_are_a_model_file_error(tmp_path):
+    metadata = {
+        "labels": list(LABELS),
+        "feature_config": FeatureConfig().to_dict(),
+        "detector": {"min_windows": 0},
+    }
+    save_tiny_model(tmp_path / "m", metadata=metadata)
+    with pytest.raises(ModelFileError, match="detector"):
+        KeywordModel.load(tmp_path / "m")

@@ -95,3 +95,10 @@ def test_bad_arguments(rng):
         generate_calls(0, rng, noises={"n": np.ones(10, np.float32)})
     with pytest.raises(ValueError):
         generate_calls(3, rng, noises={})
+
+
+def test_validation_voices_are_another_held_out_split():
+    val = heldout_voices("val")
+    assert val and not set(val) & set(heldout_voices())
+    with pytest.raises(ValueError):
+        heldout_voices("train")

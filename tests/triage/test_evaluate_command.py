@@ -5,6 +5,7 @@ import pytest
 import soundfile as sf
 
 from urgence.app.cli import main
+from urgence.corpus.vocabulary import KEYWORDS
 from urgence.kws.detector import Detection
 from urgence.kws.model import KeywordModel
 from urgence.triage.calls import Call
@@ -12,8 +13,6 @@ from urgence.triage.evaluate_command import Tally, false_alarms_on_speech, repor
 
 
 def make_call(keywords, name="c"):
-    from urgence.corpus.vocabulary import KEYWORDS
-
     return Call(
         name=name,
         samples=np.zeros(16000 * 10, np.float32),
@@ -114,3 +113,29 @@ def test_command_without_noise_folder_is_a_clear_error(tmp_path, incendie_model_
         ]
     )
     assert status == 2 and "background_noise" in capsys.readouterr().err
+
+
+def test_tune_stores_thresholds_in_the_model(tmp_path, incendie_model_path, capsys):
+    noise = tmp_path / "shared" / "data" / "background_noise"
+    noise.mkdir(parents=True)
+    sf.write(noise / "hum.wav", 0.1 * np.sin(np.arange(16000) / 5), 16000)
+    args = [
+        "evaluate-calls",
+        "--tune",
+        "--calls",
+        "3",
+        "--seed",
+        "1",
+        "--json",
+        "--model",
+        str(incendie_model_path),
+        "--shared",
+        str(tmp_path / "shared"),
+    ]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)["thresholds"]
+    assert KeywordModel.load(incendie_model_path).thresholds == printed
+    # the stub hears "incendie" (0.9) everywhere and nothing else: keywords that never fire
+    # tie at F1 = 0 and get the highest candidate; "incendie" one at or above 0.9
+    assert printed["incendie"] >= 0.9
+    assert {printed[k] for k in KEYWORDS if k != "incendie"} == {0.95}

@@ -188,6 +188,11 @@ class _Decider:
         return round(start, 3), round(end, 3)
 
 
+def _config_of(model: PosteriorModel, config: DetectorConfig | None) -> DetectorConfig:
+    """The settings given, else those stored with the model, else the defaults."""
+    return config or getattr(model, "detector_config", None) or DetectorConfig()
+
+
 def _keyword_columns(labels: Sequence[str]) -> tuple[list[int], list[str]]:
     columns = [i for i, label in enumerate(labels) if label in KEYWORDS]
     if not columns:
@@ -232,7 +237,7 @@ class StreamingDetector:
 
     def __init__(self, model: PosteriorModel, config: DetectorConfig | None = None) -> None:
         self.model = model
-        self.config = config or DetectorConfig()
+        self.config = _config_of(model, config)
         self.features: FeatureConfig = model.feature_config
         self.hop_frames = _hop_frames(self.config, self.features)
         self._columns, keywords = _keyword_columns(list(model.labels))
@@ -325,7 +330,7 @@ def window_posteriors(
 ) -> np.ndarray:
     """The posteriors the detector sees: samples (n,) float32 -> (n_windows, n_labels) float32,
     window ``i`` starting at ``i * hop_s - edge_s`` (silence padded as by the detector)."""
-    config = config or DetectorConfig()
+    config = _config_of(model, config)
     features = model.feature_config
     if samples.shape[0] == 0:
         return np.zeros((0, len(model.labels)), dtype=np.float32)
@@ -384,7 +389,7 @@ def tune_thresholds(
     only re-run the post-processing. Store the result in the model metadata as
     ``thresholds``.
     """
-    config = config or DetectorConfig()
+    config = _config_of(model, config)
     labels = list(model.labels)
     _, keywords = _keyword_columns(labels)
     rate = model.feature_config.sample_rate

@@ -3,7 +3,8 @@
 A model file is the pair ``<path>.npz`` (weights) + ``<path>.json`` (architecture and
 metadata) written by ``urgence.nn``. The metadata must hold ``labels`` (class names, the
 network's output order), ``feature_config`` (``FeatureConfig.to_dict()``) and may hold
-``thresholds`` (keyword -> detection threshold, see ``urgence.kws.detector.tune_thresholds``).
+``thresholds`` (keyword -> detection threshold, see ``urgence.kws.detector.tune_thresholds``)
+and ``detector`` (``DetectorConfig`` fields); ``store_tuning`` writes both into a model file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +21,7 @@ import numpy as np
 import urgence
 from urgence.audio.features import FeatureConfig
 from urgence.corpus.vocabulary import KEYWORDS
+from urgence.kws.detector import DetectorConfig
 from urgence.nn import ModelFileError, load_model
 from urgence.nn.serialization import model_paths
 
@@ -49,6 +52,7 @@ class KeywordModel:
     ``labels``: class names in output order (keywords, ``_unknown_``, ``_silence_``).
     ``feature_config``: the features the network was trained on.
     ``thresholds``: keyword -> minimum smoothed posterior for a detection.
+    ``detector_config``: the post-processing the thresholds were tuned with.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class KeywordModel:
         labels: Sequence[str],
         feature_config: FeatureConfig,
         thresholds: Mapping[str, float] | None = None,
+        detector: Mapping[str, Any] | None = None,
         source: str = "<memory>",
     ) -> None:
         self.network = network
@@ -77,6 +82,10 @@ class KeywordModel:
         self.thresholds: dict[str, float] = {
             k: float(thresholds.get(k, DEFAULT_THRESHOLD)) for k in keywords
         }
+        try:
+            self.detector_config = DetectorConfig(**(detector or {}))
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{source}: bad detector settings: {exc}") from exc
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> KeywordModel:
@@ -107,6 +116,7 @@ class KeywordModel:
             labels=metadata["labels"],
             feature_config=feature_config,
             thresholds=metadata.get("thresholds"),
+            detector=metadata.get("detector"),
             source=str(path),
         )
         model._check_shapes()
@@ -151,3 +161,27 @@ class KeywordModel:
             batch = np.ascontiguousarray(windows[start : start + PREDICT_BATCH], np.float32)
             out[start : start + len(batch)] = self.network.predict_proba(batch[:, None])
         return out
+
+
+def store_tuning(
+    path: str | Path, *, thresholds: Mapping[str, float], detector: DetectorConfig
+) -> KeywordModel:
+    """Write tuned ``thresholds`` and ``detector`` settings into the metadata of the keyword
+    model file at ``path`` (atomically, weights unchanged); returns the updated model.
+    Raises ``ModelFileError`` (also for thresholds that are not keywords or not in (0, 1])."""
+    current = KeywordModel.load(path)
+    tuned = KeywordModel(
+        current.network,
+        labels=current.labels,
+        feature_config=current.feature_config,
+        thresholds=thresholds,
+        detector=asdict(detector),
+        source=current.source,
+    )
+    metadata = {
+        **current.network.metadata,
+        "thresholds": {k: round(v, 4) for k, v in tuned.thresholds.items()},
+        "detector": asdict(tuned.detector_config),
+    }
+    current.network.save(current.source, metadata=metadata)
+    return tuned

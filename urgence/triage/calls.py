@@ -187,9 +187,12 @@ NO_KEYWORD_SENTENCES: tuple[str, ...] = (
 )
 
 
-def heldout_voices() -> list[str]:
-    """French espeak-ng voices of the held-out ``test`` split (never trained on)."""
-    return [v for v in french_voices() if split_of(f"espeak:{v}") == "test"]
+def heldout_voices(split: str = "test") -> list[str]:
+    """French espeak-ng voices of a split never trained on: ``"test"`` to evaluate,
+    ``"val"`` to tune thresholds."""
+    if split not in ("val", "test"):
+        raise ValueError(f"held-out splits are 'val' and 'test', not {split!r}")
+    return [v for v in french_voices() if split_of(f"espeak:{v}") == split]
 
 
 @dataclass

@@ -12,6 +12,9 @@ each through the detector in 100 ms chunks, routes it, and reports:
 - false alarms per hour on real French speech without keywords (every Asterisk prompt WAV)
   and on the generated calls without keyword;
 - the real-time factor of the run.
+
+``--tune`` instead chooses the per-keyword thresholds on calls of the validation voices and
+stores them in the model file (``urgence.kws.detector.tune_thresholds``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Asterisk French prompts, %(default)s; '' to skip)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="instead of evaluating, choose per-keyword thresholds on generated calls of the "
+        "validation voices (use another --seed than for evaluation) and store them in the "
+        "model file",
+    )
 
 
 @dataclass
@@ -263,11 +273,29 @@ def print_report(result: dict[str, Any]) -> None:
         )
 
 
+def tune(model, args: argparse.Namespace, calls) -> int:
+    """Tune the thresholds on ``calls`` and store them with the model."""
+    from urgence.kws.detector import tune_thresholds
+    from urgence.kws.model import store_tuning
+
+    thresholds = tune_thresholds(model, [(c.samples, c.keywords) for c in calls])
+    tuned = store_tuning(model.source, thresholds=thresholds, detector=model.detector_config)
+    if args.json:
+        print(
+            json.dumps({"model": tuned.source, "thresholds": tuned.thresholds}, ensure_ascii=False)
+        )
+    else:
+        print(f"thresholds stored in {tuned.source}:")
+        for keyword, value in tuned.thresholds.items():
+            print(f"  {keyword:<14} {value:.2f}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from urgence.audio.io import AudioError
     from urgence.kws.detector import detect_streaming
     from urgence.kws.model import KeywordModel, ModelFileError
-    from urgence.triage.calls import generate_calls, load_background_noises
+    from urgence.triage.calls import generate_calls, heldout_voices, load_background_noises
 
     if args.calls < 1:
         print("urgence evaluate-calls: --calls must be >= 1", file=sys.stderr)
@@ -279,6 +307,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"urgence evaluate-calls: {exc}", file=sys.stderr)
         return 2
     rng = np.random.default_rng(args.seed)
+    if args.tune:
+        return tune(
+            model,
+            args,
+            generate_calls(args.calls, rng, noises=noises, voices=heldout_voices("val")),
+        )
     calls = generate_calls(args.calls, rng, noises=noises)
     tally = Tally()
     started = time.perf_counter()
