@@ -91,3 +91,52 @@ class WindowGeometry:
             rows = slice(i, i + (self.out_h - 1) * sh + 1, sh)
             for j in range(kw):
                 yield i, j, (rows, slice(j, j + (self.out_w - 1) * sw + 1, sw))
+
+    # -- the "flat" layout, for stride-1 windows ------------------------------------------
+    # Each padded image (used_h, used_w) is stored as one row of used_h * used_w (+ kw - 1
+    # spare) values. Kernel offset (i, j) then reads the contiguous run starting at
+    # i * used_w + j, of length out_h * used_w: a "wide" output whose rows carry kw - 1
+    # extra (garbage) columns, cropped at the end. Long contiguous runs instead of short
+    # rows of out_w values make NumPy's inner loops efficient.
+
+    @property
+    def wide_length(self) -> int:
+        return self.out_h * self.used_w
+
+    def pad_flat(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, H, W) -> (N, C, used_h * used_w + kw - 1), zero padded, same dtype."""
+        n, c, h, w = x.shape
+        size = self.used_h * self.used_w
+        flat = np.zeros((n, c, size + self.kernel[1] - 1), dtype=x.dtype)
+        image = flat[:, :, :size].reshape(n, c, self.used_h, self.used_w)
+        (top, _), (left, _) = self.pads
+        h, w = min(h, self.used_h - top), min(w, self.used_w - left)
+        image[:, :, top : top + h, left : left + w] = x[:, :, :h, :w]
+        return flat
+
+    def flat_starts(self) -> Iterator[tuple[int, int, int]]:
+        """(i, j, start of the run that kernel offset (i, j) reads in the flat layout)."""
+        kh, kw = self.kernel
+        for i in range(kh):
+            for j in range(kw):
+                yield i, j, i * self.used_w + j
+
+    def crop_wide(self, wide: np.ndarray) -> np.ndarray:
+        """(N, C, out_h * used_w) wide output -> (N, C, out_h, out_w) (a view)."""
+        n, c = wide.shape[:2]
+        return wide.reshape(n, c, self.out_h, self.used_w)[:, :, :, : self.out_w]
+
+    def widen(self, grad: np.ndarray) -> np.ndarray:
+        """(N, C, out_h, out_w) -> (N, C, out_h * used_w), zeros in the garbage columns."""
+        n, c = grad.shape[:2]
+        if self.used_w == self.out_w:
+            return grad.reshape(n, c, -1)
+        wide = np.zeros((n, c, self.out_h, self.used_w), dtype=grad.dtype)
+        wide[:, :, :, : self.out_w] = grad
+        return wide.reshape(n, c, -1)
+
+    def unpad_flat(self, grad_flat: np.ndarray) -> np.ndarray:
+        """Gradient on the flat layout (N, C, used_h * used_w + kw - 1) -> on x (N, C, H, W)."""
+        n, c = grad_flat.shape[:2]
+        size = self.used_h * self.used_w
+        return self.unpad(grad_flat[:, :, :size].reshape(n, c, self.used_h, self.used_w))

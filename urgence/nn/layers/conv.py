@@ -14,6 +14,9 @@ from urgence.nn.layers._windows import WindowGeometry, as_pair, check_padding
 from urgence.nn.layers.activation import ActivatedLayer
 from urgence.nn.layers.base import LayerError, Shape
 
+# Working-set size for batch-chunked loops: about what fits in a core's L2 cache.
+_CACHE_BYTES = 1 << 19
+
 
 class _WindowedConv(ActivatedLayer):
     """What Conv2D and DepthwiseConv2D share: geometry, bias, configuration."""
@@ -195,17 +198,39 @@ class DepthwiseConv2D(_WindowedConv):
         geometry = self._geometry
         n, c = x.shape[:2]
         m = self.depth_multiplier
-        padded = geometry.pad(x)
-        self._padded = padded
         weights = self._kernel_by_offset()
-        z = np.zeros((n, c, m, geometry.out_h, geometry.out_w), dtype=x.dtype)
-        for i, j, window in geometry.offsets():
-            z += padded[(slice(None), slice(None), *window)][:, :, None] * weights[i, j]
-        z = z.reshape(n, c * m, geometry.out_h, geometry.out_w)
+        if self.strides == (1, 1):
+            flat = geometry.pad_flat(x)
+            self._padded = flat
+            length = geometry.wide_length
+            wide = np.empty((n, c, m, length), dtype=x.dtype)
+            # Work on a few examples at a time so the accumulator stays in cache.
+            chunk = max(1, _CACHE_BYTES // (c * m * length * x.itemsize))
+            term = np.empty((min(chunk, n), c, m, length), dtype=x.dtype)
+            for first in range(0, n, chunk):
+                batch = slice(first, first + chunk)
+                out, scratch = wide[batch], term[: len(wide[batch])]
+                for i, j, start in geometry.flat_starts():
+                    run = flat[batch, :, None, start : start + length]
+                    if i == 0 and j == 0:
+                        np.multiply(run, weights[i, j, :, :, :, :, 0], out=out)
+                    else:
+                        np.multiply(run, weights[i, j, :, :, :, :, 0], out=scratch)
+                        out += scratch
+            z = geometry.crop_wide(wide.reshape(n, c * m, length)).copy()
+        else:
+            padded = geometry.pad(x)
+            self._padded = padded
+            z = np.zeros((n, c, m, geometry.out_h, geometry.out_w), dtype=x.dtype)
+            for i, j, window in geometry.offsets():
+                z += padded[(slice(None), slice(None), *window)][:, :, None] * weights[i, j]
+            z = z.reshape(n, c * m, geometry.out_h, geometry.out_w)
         self._add_bias(z)
         return z
 
     def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if self.strides == (1, 1):
+            return self._backward_flat(grad_out)
         geometry = self._geometry
         n, c = grad_out.shape[0], self.input_shape[0]
         m = self.depth_multiplier
@@ -229,6 +254,33 @@ class DepthwiseConv2D(_WindowedConv):
         for i, j, window in geometry.offsets():
             grad_padded[(slice(None), slice(None), *window)] += (grad5 * weights[i, j]).sum(axis=2)
         return geometry.unpad(grad_padded)
+
+    def _backward_flat(self, grad_out: np.ndarray) -> np.ndarray | None:
+        geometry = self._geometry
+        n, c = grad_out.shape[0], self.input_shape[0]
+        m = self.depth_multiplier
+        length = geometry.wide_length
+        wide = geometry.widen(grad_out).reshape(n, c, m, length)
+        flat = self._padded
+        if self.trainable:
+            kh, kw = self.kernel_size
+            grad_kernel = np.empty((c, m, kh, kw), dtype=grad_out.dtype)
+            for i, j, start in geometry.flat_starts():
+                grad_kernel[:, :, i, j] = np.einsum(
+                    "ncl,ncml->cm", flat[:, :, start : start + length], wide
+                )
+            self.grads["W"] = grad_kernel.reshape(self.params["W"].shape)
+            self._bias_grad(grad_out)
+        else:
+            self.grads.clear()
+        if not self.needs_input_grad:
+            return None
+        weights = self._kernel_by_offset()
+        grad_flat = np.zeros(flat.shape, dtype=grad_out.dtype)
+        for i, j, start in geometry.flat_starts():
+            term = wide * weights[i, j, :, :, :, :, 0]
+            grad_flat[:, :, start : start + length] += term[:, :, 0] if m == 1 else term.sum(2)
+        return geometry.unpad_flat(grad_flat)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier}

@@ -29,7 +29,8 @@ class BatchNormalization(Layer):
         self.epsilon = float(epsilon)
         self.moving_mean: np.ndarray | None = None
         self.moving_var: np.ndarray | None = None
-        self._cache: tuple[np.ndarray, np.ndarray, bool] | None = None
+        # (normalised x, or x itself with fixed statistics; 1 / std; batch statistics used?)
+        self._cache: tuple[np.ndarray | None, np.ndarray, bool] | None = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) not in (1, 3):
@@ -58,26 +59,30 @@ class BatchNormalization(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x)
-        use_batch = training and self.trainable
-        if use_batch:
-            axes = self._axes(x)
-            mean = x.mean(axis=axes)
-            centered = x - self._per_feature(mean, x.ndim)
-            var = np.square(centered).mean(axis=axes)
-            keep = self.momentum
-            self.moving_mean *= keep
-            self.moving_mean += (1 - keep) * mean
-            self.moving_var *= keep
-            self.moving_var += (1 - keep) * var
-        else:
-            mean, var = self.moving_mean, self.moving_var
-            centered = x - self._per_feature(mean, x.ndim)
-        inv_std = 1 / np.sqrt(var + self.epsilon).astype(x.dtype, copy=False)
-        normalised = centered * self._per_feature(inv_std, x.ndim)
-        self._cache = (normalised, inv_std, use_batch)
-        return normalised * self._per_feature(self.params["gamma"], x.ndim) + self._per_feature(
-            self.params["beta"], x.ndim
-        )
+        if not (training and self.trainable):
+            # Fixed statistics: one per-feature affine map, two passes over x.
+            inv_std = 1 / np.sqrt(self.moving_var + self.epsilon).astype(x.dtype, copy=False)
+            scale = self.params["gamma"] * inv_std
+            shift = self.params["beta"] - self.moving_mean * scale
+            self._cache = (x, inv_std, False)
+            out = x * self._per_feature(scale.astype(x.dtype, copy=False), x.ndim)
+            out += self._per_feature(shift.astype(x.dtype, copy=False), x.ndim)
+            return out
+        axes = self._axes(x)
+        mean = x.mean(axis=axes)
+        normalised = x - self._per_feature(mean, x.ndim)
+        var = np.square(normalised).mean(axis=axes)
+        keep = self.momentum
+        self.moving_mean *= keep
+        self.moving_mean += (1 - keep) * mean
+        self.moving_var *= keep
+        self.moving_var += (1 - keep) * var
+        inv_std = 1 / np.sqrt(var + self.epsilon)
+        normalised *= self._per_feature(inv_std, x.ndim)
+        self._cache = (normalised, inv_std, True)
+        out = normalised * self._per_feature(self.params["gamma"], x.ndim)
+        out += self._per_feature(self.params["beta"], x.ndim)
+        return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if self._cache is None:
@@ -85,9 +90,14 @@ class BatchNormalization(Layer):
         normalised, inv_std, used_batch = self._cache
         ndim = grad_out.ndim
         axes = self._axes(grad_out)
-        grad_beta = grad_out.sum(axis=axes)
-        grad_gamma = (grad_out * normalised).sum(axis=axes)
+        if not used_batch and self.trainable:
+            x = normalised
+            normalised = (x - self._per_feature(self.moving_mean, ndim)) * self._per_feature(
+                inv_std, ndim
+            )
         if self.trainable:
+            grad_beta = grad_out.sum(axis=axes)
+            grad_gamma = (grad_out * normalised).sum(axis=axes)
             self.grads["gamma"], self.grads["beta"] = grad_gamma, grad_beta
         else:
             self.grads.clear()

@@ -58,49 +58,89 @@ class _Pool2D(Layer):
         }
 
 
+def _first_max(values: np.ndarray, axis: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Max over consecutive groups of ``size`` along ``axis`` (whose length is a multiple of
+    ``size``), and which member of each group won: the first maximal one, uint8."""
+
+    def member(k: int) -> np.ndarray:
+        index = [slice(None)] * values.ndim
+        index[axis] = slice(k, None, size)
+        return values[tuple(index)]
+
+    best = member(0)
+    winner = np.zeros(best.shape, dtype=np.uint8)
+    for k in range(1, size):
+        candidate = member(k)
+        better = candidate > best  # strict: a tie keeps the earlier member
+        best = np.maximum(best, candidate)
+        if size == 2:
+            winner = better.view(np.uint8)
+        else:
+            np.copyto(winner, k, where=better)
+    return best, winner
+
+
+def _route(grad: np.ndarray, winner: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Inverse of :func:`_first_max`: each group's gradient goes to its winning member."""
+    shape = list(grad.shape)
+    shape.insert(axis + 1, size)
+    routed = np.empty(shape, dtype=grad.dtype)
+    index = [slice(None)] * len(shape)
+    for k in range(size):
+        index[axis + 1] = k
+        np.multiply(grad, winner == k, out=routed[tuple(index)])
+    shape[axis : axis + 2] = [shape[axis] * size]
+    return routed.reshape(shape)
+
+
 class MaxPool2D(_Pool2D):
     """y[n, c, i, j] = max of the window; x: (N, C, H, W) float -> (N, C, H_out, W_out).
 
-    Backward routes each output gradient to the first maximal cell of its window (row-major),
-    found by comparing the window's cells with the output: no argmax index arrays. "same"
-    padding pads with -inf.
+    Backward routes each output gradient to the first maximal cell of its window (row-major).
+    When windows do not overlap (strides == pool_size, the usual case) the max is taken along
+    W then along H, remembering which member won as a small uint8 array: no argmax index
+    arrays, no 6-D reductions. Otherwise a loop over window offsets compares each cell with
+    the output. "same" padding pads with -inf.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._padded: np.ndarray | None = None
-        self._out: np.ndarray | None = None
+        self._cache: tuple[np.ndarray, ...] = ()
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x)
-        geometry = self._geometry
-        padded = geometry.pad(x, fill=-np.inf)
-        if self._tiles():
-            n, c, h, w = padded.shape
-            (ph, pw) = self.pool_size
-            out = padded.reshape(n, c, h // ph, ph, w // pw, pw).max(axis=(3, 5))
-        else:
-            out = None
-            for _, _, window in geometry.offsets():
-                cells = padded[(slice(None), slice(None), *window)]
-                out = cells.copy() if out is None else np.maximum(out, cells, out=out)
-        self._padded, self._out = padded, out
+        padded = self._geometry.pad(x, fill=-np.inf)
+        (ph, pw) = self.pool_size
+        if self.strides == self.pool_size:
+            column_max, column_winner = _first_max(padded, 3, pw)
+            out, row_winner = _first_max(column_max, 2, ph)
+            self._cache = (column_winner, row_winner)
+            return out
+        out = None
+        for _, _, window in self._geometry.offsets():
+            cells = padded[(slice(None), slice(None), *window)]
+            out = cells.copy() if out is None else np.maximum(out, cells, out=out)
+        self._cache = (padded, out)
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_grad:
             return None
-        geometry = self._geometry
-        padded, out = self._padded, self._out
+        (ph, pw) = self.pool_size
+        if self.strides == self.pool_size:
+            column_winner, row_winner = self._cache
+            grad_rows = _route(grad_out, row_winner, 2, ph)
+            return self._geometry.unpad(_route(grad_rows, column_winner, 3, pw))
+        padded, out = self._cache
         grad_padded = np.zeros(padded.shape, dtype=grad_out.dtype)
         unclaimed = np.ones(out.shape, dtype=bool)
-        for _, _, window in geometry.offsets():
+        for _, _, window in self._geometry.offsets():
             index = (slice(None), slice(None), *window)
             winner = padded[index] == out
             winner &= unclaimed
             unclaimed &= ~winner
             grad_padded[index] += grad_out * winner
-        return geometry.unpad(grad_padded)
+        return self._geometry.unpad(grad_padded)
 
 
 class AvgPool2D(_Pool2D):

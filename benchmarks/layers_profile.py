@@ -1,0 +1,143 @@
+"""Per-layer forward + backward times of the engine's layers against torch.nn.functional.
+
+Shapes are those of the issue's benchmarks: the MNIST CNN (batch 128) and the DS-CNN keyword
+model (1 x 40 x 98 log-mel windows). Prints milliseconds per call and the ratio engine/torch.
+
+    .venv/bin/python benchmarks/layers_profile.py --threads 1
+    .venv/bin/python benchmarks/layers_profile.py --threads 2 --only conv
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from urgence.nn import layers
+
+
+def best_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return 1000 * min(times)
+
+
+def engine_step(layer, x: np.ndarray, backward: bool):
+    grad = None
+
+    def step():
+        nonlocal grad
+        out = layer.forward(x, training=backward)
+        if backward:
+            if grad is None:
+                grad = np.ones_like(out)
+            layer.backward(grad)
+
+    return step
+
+
+def torch_step(fn, x, backward: bool):
+    import torch
+
+    tx = torch.from_numpy(x).requires_grad_(backward)
+
+    def step():
+        if backward:
+            out = fn(tx)
+            out.backward(torch.ones_like(out))
+            tx.grad = None
+        else:
+            with torch.no_grad():
+                fn(tx)
+
+    return step
+
+
+def cases(rng: np.random.Generator):
+    """(name, engine layer, input shape without batch, batch, torch function factory, backward)."""
+    import torch
+    import torch.nn.functional as F
+
+    def conv(layer, shape, stride=1, padding=0, groups=1):
+        w = torch.from_numpy(layer.params["W"]).requires_grad_(True)
+        b = torch.from_numpy(layer.params["b"]).requires_grad_(True)
+        return lambda x: F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+
+    def dense(layer):
+        w = torch.from_numpy(layer.params["W"].T.copy()).requires_grad_(True)
+        b = torch.from_numpy(layer.params["b"]).requires_grad_(True)
+        return lambda x: F.linear(x, w, b)
+
+    specs = [
+        ("mnist conv3x3(32) relu", layers.Conv2D(32, 3, activation="relu"), (1, 28, 28), 128,
+         lambda layer: (lambda f: lambda x: F.relu(f(x)))(conv(layer, (1, 28, 28))), True),
+        ("mnist maxpool2 26", layers.MaxPool2D(2), (32, 26, 26), 128,
+         lambda layer: lambda x: F.max_pool2d(x, 2), True),
+        ("mnist conv3x3(64) relu", layers.Conv2D(64, 3, activation="relu"), (32, 13, 13), 128,
+         lambda layer: (lambda f: lambda x: F.relu(f(x)))(conv(layer, (32, 13, 13))), True),
+        ("mnist maxpool2 11", layers.MaxPool2D(2), (64, 11, 11), 128,
+         lambda layer: lambda x: F.max_pool2d(x, 2), True),
+        ("mnist dense128 relu", layers.Dense(128, activation="relu"), (1600,), 128,
+         lambda layer: (lambda f: lambda x: F.relu(f(x)))(dense(layer)), True),
+    ]
+    for batch in (1, 32):
+        specs += [
+            (f"dscnn b{batch} conv10x4 s2 same", layers.Conv2D(64, (10, 4), strides=2,
+             padding="same"), (1, 40, 98), batch,
+             lambda layer: (lambda f: lambda x: f(F.pad(x, (1, 2, 4, 4))))(
+                 conv(layer, (1, 40, 98), stride=2)), False),
+            (f"dscnn b{batch} dw3x3 same", layers.DepthwiseConv2D(3, padding="same"),
+             (64, 20, 49), batch,
+             lambda layer: conv(layer, (64, 20, 49), padding=1, groups=64), False),
+            (f"dscnn b{batch} pw1x1(64)", layers.Conv2D(64, 1), (64, 20, 49), batch,
+             lambda layer: conv(layer, (64, 20, 49)), False),
+            (f"dscnn b{batch} batchnorm", layers.BatchNormalization(), (64, 20, 49), batch,
+             None, False),
+        ]
+    specs += [
+        ("dscnn b32 dw3x3 same train", layers.DepthwiseConv2D(3, padding="same"),
+         (64, 20, 49), 32, lambda layer: conv(layer, (64, 20, 49), padding=1, groups=64), True),
+        ("dscnn b32 pw1x1(64) train", layers.Conv2D(64, 1), (64, 20, 49), 32,
+         lambda layer: conv(layer, (64, 20, 49)), True),
+        ("dscnn b32 conv10x4 train", layers.Conv2D(64, (10, 4), strides=2, padding="same"),
+         (1, 40, 98), 32,
+         lambda layer: (lambda f: lambda x: f(F.pad(x, (1, 2, 4, 4))))(
+             conv(layer, (1, 40, 98), stride=2)), True),
+    ]
+    for name, layer, shape, batch, torch_factory, backward in specs:
+        layer.build(shape, rng)
+        x = rng.standard_normal((batch, *shape), dtype=np.float32)
+        yield name, layer, x, torch_factory, backward
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--only", default="", help="substring of the case names to run")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    with threadpool_limits(args.threads):
+        print(f"{'case':34s} {'engine ms':>10s} {'torch ms':>9s} {'ratio':>6s}")
+        for name, layer, x, torch_factory, backward in cases(rng):
+            if args.only not in name:
+                continue
+            ours = best_ms(engine_step(layer, x, backward), args.repeats)
+            if torch_factory is None:
+                print(f"{name:34s} {ours:10.2f}")
+                continue
+            theirs = best_ms(torch_step(torch_factory(layer), x, backward), args.repeats)
+            print(f"{name:34s} {ours:10.2f} {theirs:9.2f} {ours / theirs:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
