@@ -98,3 +98,34 @@ def test_live_example_call_on_the_shipped_model(tmp_path, shipped_model, expecte
     with ServerThread(app) as server:
         live_call_in_browser(server.url + "/", call_wav, tmp_path / "profile",
                              service="18", keyword="incendie")
+
+
+def test_enrolment_page_records_a_take(tmp_path):
+    """The enrolment page records the fake microphone and the server saves a 16 kHz WAV."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    call_wav = tmp_path / "voice.wav"
+    sf.write(call_wav, tone_call([("vol", 0.2)], 2.0), RATE, subtype="PCM_16")
+    data_dir = tmp_path / "data"
+    app = create_app(ToneModel(), data_dir=data_dir)
+    with ServerThread(app) as server, sync_api.sync_playwright() as playwright:
+        context = open_console(playwright, server.url, call_wav, tmp_path / "profile")
+        try:
+            page = context.new_page()
+            page.goto(server.url + "/enrolement")
+            page.fill("#nom", "Marie L")
+            page.click("#charger")
+            sync_api.expect(page.locator("#erreur")).to_contain_text("Identifiant invalide")
+            page.fill("#nom", "marie-l")
+            page.fill("#duree", "1")
+            page.click("#charger")
+            card = page.locator(".carte", has_text="électrocution")
+            sync_api.expect(card).to_contain_text("0 / 5 prises")
+            card.locator("button").click()
+            sync_api.expect(card).to_contain_text("1 / 5 prises", timeout=15_000)
+        finally:
+            context.close()
+    take = data_dir / "recordings" / "marie-l" / "électrocution" / "1.wav"
+    info = sf.info(take)
+    assert (info.samplerate, info.channels) == (RATE, 1)
+    assert 0.8 <= info.duration <= 1.3
+    assert abs(sf.read(take)[0]).max() > 0.05  # the microphone's audio, not silence
