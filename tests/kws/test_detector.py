@@ -225,3 +225,10 @@ def test_config_is_validated():
         DetectorConfig(hop_s=0)
     with pytest.raises(ValueError):
         StreamingDetector(ToneModel(), DetectorConfig(hop_s=0.105))
+
+
+def test_each_keyword_is_held_to_its_own_threshold():
+    p = posteriors_with(("incendie", 30, 3.0, 0.6), ("gaz", 30, 3.0, 0.3))
+    thresholds = {**dict.fromkeys(KEYWORDS, 0.5), "incendie": 0.7, "gaz": 0.25}
+    found = detections_from_posteriors(p, labels=LABELS, thresholds=thresholds, duration_s=9.0)
+    assert [d.keyword for d in found] == ["gaz"]  # incendie scores higher but not enough

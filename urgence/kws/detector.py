@@ -3,7 +3,7 @@
 The signal is cut into 1 s windows every ``hop_s`` (100 ms); the keyword model gives each
 window a posterior per label. Posteriors are smoothed (moving average over the last
 ``smooth_windows`` windows), a window is *active* for the keyword with the highest smoothed
-posterior when that posterior reaches the keyword's threshold, and consecutive active
+posterior among those that reach their own threshold, and consecutive active
 windows (gaps of up to ``gap_windows`` allowed) form a *segment*: one spoken word. Each
 segment gives at most one detection, for the keyword with the largest posterior mass over the
 segment, and only if that keyword was active for at least ``min_windows`` windows.
@@ -129,8 +129,9 @@ class _Decider:
         self.windows_seen += 1
         self._recent = np.vstack([self._recent, keyword_posteriors])[-config.smooth_windows :]
         smoothed = self._recent.mean(axis=0)
-        best = int(np.argmax(smoothed))
-        if smoothed[best] >= self.thresholds[best]:
+        above = smoothed >= self.thresholds
+        if above.any():
+            best = int(np.argmax(np.where(above, smoothed, -1.0)))
             if self._segment is None:
                 self._segment = _Segment(first=t, last_active=t)
             self._segment.add(t, best, float(smoothed[best]))
