@@ -51,3 +51,20 @@ def test_bad_input_raises_documented_errors():
         synthesize("gaz", rate=10)
     with pytest.raises(SynthesisError):
         synthesize("gaz", voice="no-such-voice-xyz")
+
+
+def test_every_french_voice_speaks():
+    for voice in french_voices():
+        speech = synthesize("gaz", voice=voice)
+        assert np.sqrt(np.mean(speech.samples**2)) > 0.005, voice
+
+
+def test_concurrent_calls_do_not_mix_their_output():
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = ["il y a un incendie", "ça sent le gaz dans la cave"] * 4
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda t: synthesize(t, voice="fr+m2"), texts))
+    for text, speech in zip(texts, results, strict=True):
+        assert [w for w, _, _ in speech.words] == text.split()
+        assert speech.words[-1][1] < speech.duration_s

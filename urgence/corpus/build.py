@@ -9,8 +9,9 @@ every file is written atomically. The per-split feature caches are assembled at 
 Sources and labels:
 
 - espeak-ng, every French voice variant: keywords spoken alone (``espeak-isolated``) and cut
-  out of carrier phrases (``espeak-phrase``); `_unknown_` words alone
-  (``espeak-unknown``) and 1 s windows of sentences of random words (``espeak-running``).
+  out of carrier phrases (``espeak-phrase``); `_unknown_` words alone or cut out of generic
+  phrases (``espeak-unknown``, a third of them sound-alikes of the keywords) and 1 s windows
+  of sentences of random words (``espeak-running``).
 - Speech Commands (real English speakers): `_unknown_` (``speech-commands``).
 - asterisk French prompts (one real speaker, telephone quality): `_unknown_` (``asterisk``).
 - background noise, train/val halves: `_silence_` (``noise``).
@@ -270,7 +271,10 @@ def _espeak_clips(
     for _ in range(config.unknown_per_voice):
         if rng.random() < RUNNING_SPEECH_SHARE:
             text = " ".join(rng.choice(vocabulary, int(rng.integers(4, 8))))
-            speech = synthesize(text, voice=voice, **_espeak_settings(rng))
+            try:
+                speech = synthesize(text, voice=voice, **_espeak_settings(rng))
+            except SynthesisError:
+                continue
             for window in recordings.speech_windows(speech.samples, rng=rng, max_windows=1):
                 batch.add(window, UNKNOWN, speaker, "espeak-running", text, split)
             continue
