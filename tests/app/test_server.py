@@ -261,7 +261,7 @@ def test_enrolment_saves_numbered_16k_takes(client, data_dir):
         response = client.post("/api/enrol/marie-l/hémorragie",
                                files={"file": ("t.wav", at_44k)})
         assert response.status_code == 200, response.text
-        assert response.json()["take"] == expected
+        assert response.json()["take"] == response.json()["count"] == expected
     path = data_dir / "recordings" / "marie-l" / "hémorragie" / "2.wav"
     assert response.json()["path"] == "recordings/marie-l/hémorragie/2.wav"
     info = sf.info(path)
@@ -270,6 +270,17 @@ def test_enrolment_saves_numbered_16k_takes(client, data_dir):
     counts = client.get("/api/enrol/marie-l").json()["counts"]
     assert counts["hémorragie"] == 2 and counts["gaz"] == 0
     assert not list(path.parent.glob(".*"))  # no partial file left behind
+
+
+def test_enrolment_refuses_a_speaker_folder_linked_outside(client, data_dir, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data_dir / "recordings").mkdir(parents=True)
+    (data_dir / "recordings" / "paul").symlink_to(outside)
+    take = wav_bytes(tone_call([("incendie", 0.1)], 1.0))
+    response = client.post("/api/enrol/paul/gaz", files={"file": ("t.wav", take)})
+    assert response.status_code == 422
+    assert list(outside.iterdir()) == []
 
 
 def test_enrolment_refuses_bad_audio_and_long_takes(client, data_dir):

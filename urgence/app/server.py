@@ -300,8 +300,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes)
-    app.state.store = store
-    app.state.model = shared_model
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_docs(app)
 
@@ -329,7 +327,7 @@ def create_app(
     @app.post("/api/triage")
     async def triage_upload(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
         """Triage one recording; the result is also stored as a call."""
-        name = _display_name(file.filename)
+        name = _display_name(file.filename) or "enregistrement"
         data = await file.read()
         try:
             result = await in_thread(_triage_upload, triage_samples, shared_model, data, name)
@@ -369,6 +367,8 @@ def create_app(
     ) -> dict[str, Any]:
         """Save one take of ``keyword`` by ``speaker`` as the next ``<n>.wav``."""
         folder = recordings_dir / _check_speaker(speaker) / _check_keyword(keyword)
+        if not folder.resolve().is_relative_to(recordings_dir):  # e.g. a symlinked speaker
+            raise HTTPException(status_code=422, detail="recording folder outside the data dir")
         data = await file.read()
         try:
             samples = await in_thread(
@@ -381,6 +381,7 @@ def create_app(
             "speaker": speaker,
             "keyword": folder.name,
             "take": int(path.stem),
+            "count": len(_takes(folder)),
             "path": path.relative_to(data_dir).as_posix(),
             "duration_s": round(len(samples) / SAMPLE_RATE, 3),
         }
@@ -598,7 +599,7 @@ def _triage_upload(triage_samples: Callable, model: Any, data: bytes, name: str)
     """Decode and triage an upload: the JSON of ``urgence triage`` (decoding included in
     ``processing_s``). Raises ``AudioError`` for anything that is not decodable audio."""
     started = time.perf_counter()
-    samples = decode_bytes(data, name=name or "upload")
+    samples = decode_bytes(data, name=name)
     result = triage_samples(samples, model, name=name)
     return {**result, "processing_s": round(time.perf_counter() - started, 4)}
 

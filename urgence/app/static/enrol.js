@@ -73,7 +73,7 @@ async function recordOne(keyword) {
   const response = await fetch(url, { method: "POST", body: form });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.detail || `erreur ${response.status}`);
-  counts[keyword] = body.take;
+  counts[keyword] = body.count;
 }
 
 // Records the missing takes of each keyword in turn (one take per click for a single keyword).
