@@ -74,24 +74,29 @@ def place_in_window(
     return window
 
 
-def word_span(speech: Speech, target: str) -> tuple[float, float]:
-    """(start_s, end_s) of the words of ``target`` (one or more words) in ``speech``,
-    compared without case or accents. Raises ClipError if they are not spoken in order."""
+def word_span(speech: Speech, target: str) -> tuple[float, float, bool, bool]:
+    """(start_s, end_s, first, last) of the words of ``target`` (one or more words) in
+    ``speech``, compared without case or accents; ``first``/``last`` tell whether the span
+    begins/ends the utterance. Raises ClipError if the words are not spoken in order."""
     tokens = [fold(t) for t in target.split()]
     spoken = [fold(w) for w, _, _ in speech.words]
     for i in range(len(spoken) - len(tokens) + 1):
         if spoken[i : i + len(tokens)] == tokens:
-            return speech.words[i][1], speech.words[i + len(tokens) - 1][2]
+            j = i + len(tokens) - 1
+            return speech.words[i][1], speech.words[j][2], i == 0, j == len(spoken) - 1
     raise ClipError(f"{target!r} not found among the spoken words {spoken}")
 
 
 def cut_word(speech: Speech, target: str, *, pad_s: float = 0.02) -> np.ndarray:
     """The samples of ``target`` cut out of a phrase and trimmed of silence.
 
+    The span runs from the word's start event to the next word's start event (pauses are
+    trimmed afterwards); ``pad_s`` is added only at the ends of the utterance, since beyond
+    the span's inner edges lies a neighbouring word, which would defeat the trimming.
     Returns (m,) float32 at 16 kHz. Raises ClipError if the word is missing or silent."""
-    start_s, end_s = word_span(speech, target)
-    start = max(round((start_s - pad_s) * SAMPLE_RATE), 0)
-    end = min(round((end_s + pad_s) * SAMPLE_RATE), len(speech.samples))
+    start_s, end_s, first, last = word_span(speech, target)
+    start = max(round((start_s - (pad_s if first else 0.0)) * SAMPLE_RATE), 0)
+    end = min(round((end_s + (pad_s if last else 0.0)) * SAMPLE_RATE), len(speech.samples))
     word = trim_silence(speech.samples[start:end])
     if len(word) < _FRAME * 5:
         raise ClipError(f"{target!r}: less than 50 ms of speech after trimming")
