@@ -280,3 +280,29 @@ def test_random_feature_chain(rng):
 def test_invalid_arguments_raise_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_fit_length_centres_crops_and_pads():
+    y = np.arange(1, 11, dtype=np.float32)
+    np.testing.assert_array_equal(augment.fit_length(y, 4), [4, 5, 6, 7])
+    padded = augment.fit_length(y, 14)
+    np.testing.assert_array_equal(padded, np.r_[0, 0, y, 0, 0])
+    assert padded.dtype == np.float32
+
+
+def test_noise_segment_is_a_stretch_of_the_recording(rng):
+    segment = augment.noise_segment(NOISE, 1000, rng=rng)
+    start = int(np.flatnonzero(NOISE == segment[0])[0])
+    np.testing.assert_array_equal(segment, NOISE[start : start + 1000])
+    assert augment.noise_segment(NOISE[:300], 1000, rng=rng).shape == (1000,)
+    with pytest.raises(ValueError, match="empty"):
+        augment.noise_segment(np.zeros(0, np.float32), 10, rng=rng)
+
+
+@pytest.mark.parametrize("name", SAME_LENGTH)
+def test_empty_and_short_signals(name):
+    apply = SAME_LENGTH[name]
+    short = word_like(np.random.default_rng(0))[3000:3400]
+    assert apply(short, np.random.default_rng(0)).shape == (400,)
+    if name not in {"add_noise", "random_chain"}:  # no SNR for an empty signal
+        assert apply(np.zeros(0, np.float32), np.random.default_rng(0)).shape == (0,)
