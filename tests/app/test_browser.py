@@ -84,6 +84,30 @@ def test_live_call_on_the_tone_model(tmp_path):
                              service="18", keyword="incendie")
 
 
+def test_dropped_recording_on_the_tone_model(tmp_path):
+    """A recording chosen in the drop zone is triaged and joins the history."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    recording = tmp_path / "appel-vol.wav"
+    sf.write(recording, tone_call([("vol", 1.0)], 3.0), RATE, subtype="PCM_16")
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("pas du son")
+    app = create_app(ToneModel(), data_dir=tmp_path / "data")
+    with ServerThread(app) as server, sync_api.sync_playwright() as playwright:
+        context = open_console(playwright, server.url, recording, tmp_path / "profile")
+        try:
+            page = context.new_page()
+            page.goto(server.url + "/")
+            page.set_input_files("#fichier", str(not_audio))
+            sync_api.expect(page.locator("#erreur")).to_contain_text("pas un enregistrement")
+            page.set_input_files("#fichier", str(recording))
+            sync_api.expect(page.locator("#service .numero")).to_have_text("17")
+            sync_api.expect(page.locator("#service .nom")).to_have_text("Police")
+            sync_api.expect(page.locator("#appels tr").first).to_contain_text("fichier")
+            sync_api.expect(page.locator("#erreur")).to_be_hidden()
+        finally:
+            context.close()
+
+
 def test_live_example_call_on_the_shipped_model(tmp_path, shipped_model, expected_examples):
     """The fire example call through chromium's fake microphone: 18 and "incendie" appear."""
     from urgence.audio.io import load_audio

@@ -134,8 +134,9 @@ async function startLiveCall() {
     socket.addEventListener("close", () => reject(new Error("connexion refusée")), { once: true });
   }).catch((error) => { showError(`Impossible de joindre le serveur : ${error.message}`); });
   if (socket.readyState !== WebSocket.OPEN) return;
+  let capture;
   try {
-    live.capture = await startCapture((frame) => {
+    capture = await startCapture((frame) => {
       if (socket.readyState === WebSocket.OPEN) socket.send(frame);
     });
   } catch (error) {
@@ -143,6 +144,11 @@ async function startLiveCall() {
     socket.close();
     return;
   }
+  if (!live || live.socket !== socket) { // the server ended the call meanwhile
+    capture.stop();
+    return;
+  }
+  live.capture = capture;
   $("raccrocher").disabled = false;
   $("etat").textContent = "Appel en cours…";
   $("etat").classList.add("actif");
