@@ -14,9 +14,6 @@ from urgence.nn.layers._windows import WindowGeometry, as_pair, check_padding
 from urgence.nn.layers.activation import ActivatedLayer
 from urgence.nn.layers.base import LayerError, Shape
 
-# Working-set size for batch-chunked loops: about what fits in a core's L2 cache.
-_CACHE_BYTES = 1 << 19
-
 
 class _WindowedConv(ActivatedLayer):
     """What Conv2D and DepthwiseConv2D share: geometry, bias, configuration."""
@@ -185,10 +182,11 @@ class DepthwiseConv2D(_WindowedConv):
     ``groups = C``); b: (C * depth_multiplier,) float32; y: (N, C * depth_multiplier,
     H_out, W_out), dtype of x.
 
-    Implementation: a loop over the kh*kw kernel offsets, each a broadcast multiply-add of a
-    shifted input (no im2col: there is no matmul to feed). With stride 1 the shifted inputs
-    are contiguous runs of the flat layout, processed a few examples at a time so the
-    accumulator stays in cache.
+    Implementation: with stride 1, one example at a time, a per-channel im2col of contiguous
+    runs of the flat layout (see ``_windows``) and one batched matmul of per-channel
+    (M, kh*kw) @ (kh*kw, H_out*W_padded) products; this measured about twice as fast as
+    broadcast multiply-adds over the whole batch. Other strides use a loop over the kernel
+    offsets with broadcast multiply-adds of strided slices.
     """
 
     def __init__(
@@ -224,22 +222,11 @@ class DepthwiseConv2D(_WindowedConv):
         if self.strides == (1, 1):
             flat = geometry.pad_flat(x)
             self._padded = flat
-            length = geometry.wide_length
-            wide = np.empty((n, c, m, length), dtype=x.dtype)
-            # Work on a few examples at a time so the accumulator stays in cache.
-            chunk = max(1, _CACHE_BYTES // (c * m * length * x.itemsize))
-            term = np.empty((min(chunk, n), c, m, length), dtype=x.dtype)
-            for first in range(0, n, chunk):
-                batch = slice(first, first + chunk)
-                out, scratch = wide[batch], term[: len(wide[batch])]
-                for i, j, start in geometry.flat_starts():
-                    run = flat[batch, :, None, start : start + length]
-                    if i == 0 and j == 0:
-                        np.multiply(run, weights[i, j, :, :, :, :, 0], out=out)
-                    else:
-                        np.multiply(run, weights[i, j, :, :, :, :, 0], out=scratch)
-                        out += scratch
-            z = geometry.crop_wide(wide.reshape(n, c * m, length)).copy()
+            kernel = self._kernel_matrix()
+            wide = np.empty((n, c, m, geometry.wide_length), dtype=x.dtype)
+            for example in range(n):
+                np.matmul(kernel, self._example_columns(flat, example), out=wide[example])
+            z = geometry.crop_wide(wide.reshape(n, c * m, -1)).copy()
         else:
             padded = geometry.pad(x)
             self._padded = padded
@@ -277,32 +264,56 @@ class DepthwiseConv2D(_WindowedConv):
             grad_padded[(slice(None), slice(None), *window)] += (grad5 * weights[i, j]).sum(axis=2)
         return geometry.unpad(grad_padded)
 
+    def _kernel_matrix(self) -> np.ndarray:
+        """W as (C, M, kh*kw): per input channel, one row of kernel taps per output channel."""
+        return self.params["W"].reshape(self.input_shape[0], self.depth_multiplier, -1)
+
+    def _example_columns(self, flat: np.ndarray, example: int) -> np.ndarray:
+        """Per-channel im2col of one example of the flat layout: (C, kh*kw, wide_length).
+
+        One example at a time keeps the columns in cache and lets one matmul of per-channel
+        (M, kh*kw) @ (kh*kw, wide_length) products do all the multiply-adds.
+        """
+        geometry = self._geometry
+        length = geometry.wide_length
+        kh, kw = self.kernel_size
+        columns = np.empty((flat.shape[1], kh * kw, length), dtype=flat.dtype)
+        for i, j, start in geometry.flat_starts():
+            columns[:, i * kw + j] = flat[example, :, start : start + length]
+        return columns
+
     def _backward_flat(self, grad_out: np.ndarray) -> np.ndarray | None:
         geometry = self._geometry
         n, c = grad_out.shape[0], self.input_shape[0]
         m = self.depth_multiplier
+        kh, kw = self.kernel_size
         length = geometry.wide_length
         wide = geometry.widen(grad_out).reshape(n, c, m, length)
         flat = self._padded
-        if self.trainable:
-            kh, kw = self.kernel_size
-            grad_kernel = np.empty((c, m, kh, kw), dtype=grad_out.dtype)
-            for i, j, start in geometry.flat_starts():
-                grad_kernel[:, :, i, j] = np.einsum(
-                    "ncl,ncml->cm", flat[:, :, start : start + length], wide
-                )
+        kernel = self._kernel_matrix()
+        trainable, needs_input_grad = self.trainable, self.needs_input_grad
+        grad_kernel = np.zeros(kernel.shape, dtype=grad_out.dtype)
+        grad_flat = np.zeros(flat.shape, dtype=grad_out.dtype) if needs_input_grad else None
+        kernel_t = kernel.transpose(0, 2, 1)
+        for example in range(n):
+            if trainable:
+                columns = self._example_columns(flat, example)
+                grad_kernel += np.matmul(wide[example], columns.transpose(0, 2, 1))
+            if needs_input_grad:
+                # With one kernel per channel the matmul is an outer product, which
+                # broadcasting computes several times faster.
+                if m == 1:
+                    grad_columns = kernel_t * wide[example]
+                else:
+                    grad_columns = np.matmul(kernel_t, wide[example])
+                for i, j, start in geometry.flat_starts():
+                    grad_flat[example, :, start : start + length] += grad_columns[:, i * kw + j]
+        if trainable:
             self.grads["W"] = grad_kernel.reshape(self.params["W"].shape)
             self._bias_grad(grad_out)
         else:
             self.grads.clear()
-        if not self.needs_input_grad:
-            return None
-        weights = self._kernel_by_offset()
-        grad_flat = np.zeros(flat.shape, dtype=grad_out.dtype)
-        for i, j, start in geometry.flat_starts():
-            term = wide * weights[i, j, :, :, :, :, 0]
-            grad_flat[:, :, start : start + length] += term[:, :, 0] if m == 1 else term.sum(2)
-        return geometry.unpad_flat(grad_flat)
+        return geometry.unpad_flat(grad_flat) if needs_input_grad else None
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
