@@ -8,7 +8,8 @@ wall time, ``--repeats`` times over. Client starts are spread over the first sec
 Detection delay = arrival of the ``detection`` message - the wall time at which the audio
 it was decided on (its ``audio_s``) had been sent: the time the server took, queueing
 included. The keyword-to-screen delay (arrival - when the end of the word was sent) adds the
-detector's own look-ahead and is printed beside it. Meanwhile an HTTP probe times
+detector's own look-ahead and is printed beside it, and so is the time from "stop" to the
+final result (the backlog left at the end of a call). Meanwhile an HTTP probe times
 ``GET /api/calls`` to show whether the event loop stays free.
 
 Prints one row per N and the largest N whose median detection delay is <= ``--max-delay``
@@ -51,6 +52,7 @@ class CallResult:
     delays: list[float] = field(default_factory=list)  # server delay per detection, s
     word_delays: list[float] = field(default_factory=list)  # end of word -> screen, s
     detections: int = 0
+    stop_to_final: float | None = None  # backlog left when the call ends, s
     error: str | None = None
 
 
@@ -63,13 +65,16 @@ async def live_call(url: str, frames: list[bytes], start_delay: float, repeats: 
         async with websockets.connect(url, max_size=2**22, open_timeout=timeout_s) as ws:
             json.loads(await ws.recv())  # "started"
             t0 = time.monotonic()
+            stopped_at = float("inf")
             call_frames = frames * repeats
 
             async def sender() -> None:
+                nonlocal stopped_at
                 for k, frame in enumerate(call_frames):
                     await asyncio.sleep(max(0.0, t0 + k * 0.1 - time.monotonic()))
                     await ws.send(frame)
                 await ws.send("stop")
+                stopped_at = time.monotonic()
 
             async def receiver() -> None:
                 async for raw in ws:
@@ -81,6 +86,7 @@ async def live_call(url: str, frames: list[bytes], start_delay: float, repeats: 
                         result.delays.append(now - (t0 + message["audio_s"] - 0.1))
                         result.word_delays.append(now - (t0 + message["end_s"]))
                     elif message["type"] == "final":
+                        result.stop_to_final = now - stopped_at
                         return
                     elif message["type"] == "error":
                         result.error = message["message"]
@@ -186,7 +192,7 @@ def main() -> int:
     print(f"call {args.call.name}: {len(frames) / 10:.1f} s x {args.repeats}, "
           f"{os.cpu_count()} CPUs, max median delay {args.max_delay} s")
     print(f"{'N':>5} {'detections':>11} {'median':>8} {'p90':>7} {'max':>7} "
-          f"{'word->screen':>13} {'HTTP median/max':>16}  errors")
+          f"{'word->screen':>13} {'stop->final':>12} {'HTTP median/max':>16}  errors")
     best = 0
     with contextlib.ExitStack() as stack:
         base_url = args.url.rstrip("/") if args.url else stack.enter_context(
@@ -196,6 +202,7 @@ def main() -> int:
             results, http = asyncio.run(run_round(base_url, frames, n, args.repeats, rng))
             delays = [d for r in results for d in r.delays]
             words = [d for r in results for d in r.word_delays]
+            finals = [r.stop_to_final for r in results if r.stop_to_final is not None]
             errors = [r.error for r in results if r.error]
             per_call = [r.detections for r in results if not r.error]
             if expected is None and per_call:
@@ -206,6 +213,7 @@ def main() -> int:
             print(f"{n:>5} {sum(per_call):>6}/{(expected or 0) * n:<4} {median:>8.3f} "
                   f"{p90:>7.3f} {max(delays, default=float('inf')):>7.3f} "
                   f"{statistics.median(words) if words else float('nan'):>13.3f} "
+                  f"{statistics.median(finals) if finals else float('nan'):>12.3f} "
                   f"{statistics.median(http):>7.3f}/{max(http):<7.3f}  "
                   f"{len(errors)}{': ' + errors[0] if errors else ''}", flush=True)
             if expected == 0:

@@ -252,7 +252,7 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_call_s: float = DEFAULT_MAX_CALL_S,
     max_streams: int = DEFAULT_MAX_STREAMS,
-    workers: int = 32,
+    workers: int = 64,
 ) -> FastAPI:
     """Build the console app.
 
