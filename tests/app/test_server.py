@@ -86,6 +86,19 @@ def test_upload_is_triaged_and_logged(client):
     assert client.get("/api/calls").json()[0]["id"] == result["call_id"]
 
 
+def test_upload_json_is_the_cli_json_plus_the_call_id(client, tmp_path):
+    from urgence.triage.pipeline import triage_file
+
+    path = tmp_path / "appel-8k.wav"
+    sf.write(path, tone_call([("incendie", 1.0)], 3.0)[::2], 8000, subtype="PCM_16")
+    uploaded = client.post("/api/triage", files={"file": (path.name, path.read_bytes())}).json()
+    cli = triage_file(path, ToneModel())
+    assert list(uploaded) == [*cli, "call_id"]
+    assert uploaded["file"] == path.name and cli["file"] == str(path)
+    for key in ("duration_s", "service", "confidence", "services", "detections"):
+        assert uploaded[key] == cli[key], key
+
+
 @pytest.mark.parametrize("payload", [b"", b"RIFF not really a wave file" * 10, b"\x00" * 5000])
 def test_invalid_audio_is_a_422_with_a_reason(client, payload):
     response = client.post("/api/triage", files={"file": ("x.wav", payload)})
