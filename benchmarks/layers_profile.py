@@ -75,40 +75,111 @@ def cases(rng: np.random.Generator):
         return lambda x: F.linear(x, w, b)
 
     specs = [
-        ("mnist conv3x3(32) relu", layers.Conv2D(32, 3, activation="relu"), (1, 28, 28), 128,
-         lambda layer: (lambda f: lambda x: F.relu(f(x)))(conv(layer, (1, 28, 28))), True),
-        ("mnist maxpool2 26", layers.MaxPool2D(2), (32, 26, 26), 128,
-         lambda layer: lambda x: F.max_pool2d(x, 2), True),
-        ("mnist conv3x3(64) relu", layers.Conv2D(64, 3, activation="relu"), (32, 13, 13), 128,
-         lambda layer: (lambda f: lambda x: F.relu(f(x)))(conv(layer, (32, 13, 13))), True),
-        ("mnist maxpool2 11", layers.MaxPool2D(2), (64, 11, 11), 128,
-         lambda layer: lambda x: F.max_pool2d(x, 2), True),
-        ("mnist dense128 relu", layers.Dense(128, activation="relu"), (1600,), 128,
-         lambda layer: (lambda f: lambda x: F.relu(f(x)))(dense(layer)), True),
+        (
+            "mnist conv3x3(32) relu",
+            layers.Conv2D(32, 3, activation="relu"),
+            (1, 28, 28),
+            128,
+            lambda layer: (lambda f: lambda x: F.relu(f(x)))(conv(layer, (1, 28, 28))),
+            True,
+        ),
+        (
+            "mnist maxpool2 26",
+            layers.MaxPool2D(2),
+            (32, 26, 26),
+            128,
+            lambda layer: lambda x: F.max_pool2d(x, 2),
+            True,
+        ),
+        (
+            "mnist conv3x3(64) relu",
+            layers.Conv2D(64, 3, activation="relu"),
+            (32, 13, 13),
+            128,
+            lambda layer: (lambda f: lambda x: F.relu(f(x)))(conv(layer, (32, 13, 13))),
+            True,
+        ),
+        (
+            "mnist maxpool2 11",
+            layers.MaxPool2D(2),
+            (64, 11, 11),
+            128,
+            lambda layer: lambda x: F.max_pool2d(x, 2),
+            True,
+        ),
+        (
+            "mnist dense128 relu",
+            layers.Dense(128, activation="relu"),
+            (1600,),
+            128,
+            lambda layer: (lambda f: lambda x: F.relu(f(x)))(dense(layer)),
+            True,
+        ),
     ]
     for batch in (1, 32):
         specs += [
-            (f"dscnn b{batch} conv10x4 s2 same", layers.Conv2D(64, (10, 4), strides=2,
-             padding="same"), (1, 40, 98), batch,
-             lambda layer: (lambda f: lambda x: f(F.pad(x, (1, 2, 4, 4))))(
-                 conv(layer, (1, 40, 98), stride=2)), False),
-            (f"dscnn b{batch} dw3x3 same", layers.DepthwiseConv2D(3, padding="same"),
-             (64, 20, 49), batch,
-             lambda layer: conv(layer, (64, 20, 49), padding=1, groups=64), False),
-            (f"dscnn b{batch} pw1x1(64)", layers.Conv2D(64, 1), (64, 20, 49), batch,
-             lambda layer: conv(layer, (64, 20, 49)), False),
-            (f"dscnn b{batch} batchnorm", layers.BatchNormalization(), (64, 20, 49), batch,
-             None, False),
+            (
+                f"dscnn b{batch} conv10x4 s2 same",
+                layers.Conv2D(64, (10, 4), strides=2, padding="same"),
+                (1, 40, 98),
+                batch,
+                lambda layer: (lambda f: lambda x: f(F.pad(x, (1, 2, 4, 4))))(
+                    conv(layer, (1, 40, 98), stride=2)
+                ),
+                False,
+            ),
+            (
+                f"dscnn b{batch} dw3x3 same",
+                layers.DepthwiseConv2D(3, padding="same"),
+                (64, 20, 49),
+                batch,
+                lambda layer: conv(layer, (64, 20, 49), padding=1, groups=64),
+                False,
+            ),
+            (
+                f"dscnn b{batch} pw1x1(64)",
+                layers.Conv2D(64, 1),
+                (64, 20, 49),
+                batch,
+                lambda layer: conv(layer, (64, 20, 49)),
+                False,
+            ),
+            (
+                f"dscnn b{batch} batchnorm",
+                layers.BatchNormalization(),
+                (64, 20, 49),
+                batch,
+                None,
+                False,
+            ),
         ]
     specs += [
-        ("dscnn b32 dw3x3 same train", layers.DepthwiseConv2D(3, padding="same"),
-         (64, 20, 49), 32, lambda layer: conv(layer, (64, 20, 49), padding=1, groups=64), True),
-        ("dscnn b32 pw1x1(64) train", layers.Conv2D(64, 1), (64, 20, 49), 32,
-         lambda layer: conv(layer, (64, 20, 49)), True),
-        ("dscnn b32 conv10x4 train", layers.Conv2D(64, (10, 4), strides=2, padding="same"),
-         (1, 40, 98), 32,
-         lambda layer: (lambda f: lambda x: f(F.pad(x, (1, 2, 4, 4))))(
-             conv(layer, (1, 40, 98), stride=2)), True),
+        (
+            "dscnn b32 dw3x3 same train",
+            layers.DepthwiseConv2D(3, padding="same"),
+            (64, 20, 49),
+            32,
+            lambda layer: conv(layer, (64, 20, 49), padding=1, groups=64),
+            True,
+        ),
+        (
+            "dscnn b32 pw1x1(64) train",
+            layers.Conv2D(64, 1),
+            (64, 20, 49),
+            32,
+            lambda layer: conv(layer, (64, 20, 49)),
+            True,
+        ),
+        (
+            "dscnn b32 conv10x4 train",
+            layers.Conv2D(64, (10, 4), strides=2, padding="same"),
+            (1, 40, 98),
+            32,
+            lambda layer: (lambda f: lambda x: f(F.pad(x, (1, 2, 4, 4))))(
+                conv(layer, (1, 40, 98), stride=2)
+            ),
+            True,
+        ),
     ]
     for name, layer, shape, batch, torch_factory, backward in specs:
         layer.build(shape, rng)

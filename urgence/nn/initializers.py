@@ -36,9 +36,7 @@ def he_uniform(shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator
     return _uniform(shape, float(np.sqrt(6.0 / fan_in)), rng)
 
 
-def glorot_uniform(
-    shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator
-) -> np.ndarray:
+def glorot_uniform(shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
     """U(-sqrt(6 / (fan_in + fan_out)), +...), float32: for tanh / sigmoid / softmax layers."""
     return _uniform(shape, float(np.sqrt(6.0 / (fan_in + fan_out))), rng)
 
