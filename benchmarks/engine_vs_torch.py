@@ -333,13 +333,18 @@ def main(argv: list[str] | None = None) -> int:
             "torch_cpu_wall": statistics.median(t.cpu / t.wall for t in theirs) if theirs else None,
             "warning": warning_for(own + theirs, case.threads),
         }
+    print_table(results, sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(results, indent=1))
-        return 0
+    return 0
+
+
+def print_table(results: dict[str, dict], stream) -> None:
     unit = {"dscnn_b1": "s/call", "dscnn_b32": "s/call"}
     print(
         f"{'case':10s} {'thr':>3s} {'urgence':>10s} {'torch':>10s} {'ratio':>6s} "
-        f"{'target':>6s} {'cpu/wall u':>10s} {'cpu/wall t':>10s}"
+        f"{'target':>6s} {'cpu/wall u':>10s} {'cpu/wall t':>10s}",
+        file=stream,
     )
     for name, r in results.items():
         torch_text = f"{r['torch_s']:10.4f}" if r["torch_s"] else f"{'-':>10s}"
@@ -349,11 +354,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:10s} {r['threads']:3d} {r['urgence_s']:10.4f} {torch_text} {ratio_text} "
             f"{r['target']:6.2f} {r['urgence_cpu_wall']:10.2f} {torch_cpu}{mark}"
-            + (f"  ({unit[name]})" if name in unit else "  (s/epoch)")
+            + (f"  ({unit[name]})" if name in unit else "  (s/epoch)"),
+            file=stream,
         )
         if r["warning"]:
-            print(f"  warning: {r['warning']}")
-    return 0
+            print(f"  warning: {r['warning']}", file=stream)
 
 
 if __name__ == "__main__":
