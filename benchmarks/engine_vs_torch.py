@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             "meets_target": None if ratio is None else ratio <= TARGETS[case.name],
             "threads": case.threads,
             "pairs": len(own),
+            # CPU seconds: with 1 thread, a ratio that a busy machine distorts less than wall
+            "urgence_cpu_s": statistics.median(t.cpu for t in own) / scale,
+            "torch_cpu_s": statistics.median(t.cpu for t in theirs) / scale if theirs else None,
             "urgence_cpu_wall": statistics.median(t.cpu / t.wall for t in own),
             "torch_cpu_wall": statistics.median(t.cpu / t.wall for t in theirs) if theirs else None,
             "warning": warning_for(own + theirs, case.threads),
