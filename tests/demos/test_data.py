@@ -199,3 +199,11 @@ def test_installed_data_sets_have_the_official_sizes():
     except DataUnavailableError as exc:
         pytest.skip(str(exc))
     assert (len(fashion.x_train), len(fashion.x_test)) == (60_000, 10_000)
+
+
+def test_load_dataset_is_cached_and_read_only(tmp_path):
+    _write_fashion(tmp_path)
+    first = load_dataset("fashion-mnist", tmp_path)
+    assert load_dataset("fashion-mnist", tmp_path) is first
+    with pytest.raises(ValueError, match="read-only"):
+        first.x_train[0, 0, 0, 0] = 1.0

@@ -75,7 +75,7 @@ def _summary(result: dict[str, Any]) -> str:
     lines = [f"{result['demo']} ({result['model']}): {result['seconds']:.1f} s"
              + (f", {result['epochs']} epochs" if result["epochs"] else "")]
     for key, value in result.items():
-        if key in ("demo", "model", "epochs", "seconds", "figures"):
+        if key in ("demo", "model", "epochs", "seconds", "figures", "history"):
             continue
         if isinstance(value, float):
             value = f"{value:.4f}"

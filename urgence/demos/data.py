@@ -12,6 +12,7 @@ says how to install it; a malformed or hostile file raises :class:`DataFormatErr
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import pickle
@@ -264,9 +265,21 @@ def load_fashion_mnist(directory: str | Path | None = None) -> ImageDataset:
 
 
 def load_dataset(name: str, path: str | Path | None = None) -> ImageDataset:
-    """``"mnist"`` or ``"fashion-mnist"``, from ``path`` or the installed default."""
+    """``"mnist"`` or ``"fashion-mnist"``, from ``path`` or the installed default.
+
+    Loaded once per process and path (decompressing takes seconds); the arrays are made
+    read-only so that no caller can alter what the next one receives.
+    """
     loaders = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
     if name not in loaders:
         raise ValueError(f"unknown data set {name!r}; choose from {sorted(loaders)}")
-    return loaders[name](path)
+    return _load_once(name, None if path is None else Path(path).resolve())
+
+
+@functools.lru_cache(maxsize=2)
+def _load_once(name: str, path: Path | None) -> ImageDataset:
+    data = load_mnist(path) if name == "mnist" else load_fashion_mnist(path)
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        array.flags.writeable = False
+    return data
 
