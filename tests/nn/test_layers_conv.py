@@ -131,12 +131,21 @@ def test_keyword_model_shape(rng):
     assert layer.params["W"].shape == (8, 1, 10, 4)
 
 
-def test_frozen_layer_computes_no_parameter_gradient(rng):
-    layer = Conv2D(2, 3, trainable=False)
-    layer.build((1, 5, 5), rng)
-    out = layer.forward(rng.standard_normal((1, 1, 5, 5)).astype(np.float32), training=True)
-    assert layer.backward(np.ones_like(out)).shape == (1, 1, 5, 5)
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("cls", [Conv2D, DepthwiseConv2D])
+def test_frozen_layer_computes_no_parameter_gradient(cls, strides, rng):
+    first = (2,) if cls is Conv2D else ()
+    layer = cls(*first, 3, strides=strides, padding="same", trainable=False)
+    layer.build((2, 5, 6), rng)
+    x = rng.standard_normal((2, 2, 5, 6))
+    out = layer.forward(x, training=True)
+    grad = rng.standard_normal(out.shape)
+    grad_x = layer.backward(grad)
     assert layer.grads == {}
+    layer.trainable = True
+    layer.forward(x, training=True)
+    np.testing.assert_allclose(layer.backward(grad), grad_x, atol=1e-12)
+    assert set(layer.grads) == {"W", "b"}
 
 
 def test_bad_input_raises_layer_error(rng):
