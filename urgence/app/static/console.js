@@ -123,7 +123,7 @@ async function startLiveCall() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/api/stream?format=s16`);
   socket.binaryType = "arraybuffer";
-  live = { socket, capture: null, detections: [], audioS: 0, triage: null };
+  live = { socket, capture: null, detections: [], audioS: 0, sentS: 0, triage: null };
   selectedCall = null;
   showCall(null, [], 0);
   socket.onmessage = (event) => onLiveMessage(JSON.parse(event.data));
@@ -137,7 +137,9 @@ async function startLiveCall() {
   let capture;
   try {
     capture = await startCapture((frame) => {
-      if (socket.readyState === WebSocket.OPEN) socket.send(frame);
+      if (socket.readyState !== WebSocket.OPEN) return;
+      socket.send(frame);
+      if (live) live.sentS += frame.byteLength / 2 / 16000;
     });
   } catch (error) {
     showError(`Micro indisponible : ${error.message}`);
@@ -175,7 +177,10 @@ function onLiveMessage(message) {
     case "progress":
       live.audioS = message.audio_s;
       renderTimeline(live.detections, live.audioS);
-      $("etat").textContent = `Appel n° ${live.callId} en cours — ${Math.floor(live.audioS)} s`;
+      // audio sent but not yet analysed: the server is falling behind
+      const lag = live.sentS - live.audioS;
+      $("etat").textContent = `Appel n° ${live.callId} en cours — ${Math.floor(live.audioS)} s` +
+        (lag > 1 ? ` (analyse en retard de ${nombre(lag)} s)` : "");
       break;
     case "final":
       showCall(message.result, message.result.detections, message.result.duration_s);
