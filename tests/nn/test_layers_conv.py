@@ -7,7 +7,7 @@ import pytest
 from conftest import pad_for_oracle
 
 from urgence.nn.gradcheck import check_layer_gradients
-from urgence.nn.layers import Conv2D, DepthwiseConv2D, LayerError
+from urgence.nn.layers import Conv2D, DepthwiseConv2D, LayerError, MaxPool2D
 
 GEOMETRIES = [
     # (input (C, H, W), kernel, strides, padding)
@@ -167,3 +167,21 @@ def test_bad_input_raises_layer_error(rng):
         layer.forward(np.zeros((1, 2, 5, 5), dtype=np.float32))
     with pytest.raises(LayerError, match="floating"):
         layer.forward(np.zeros((1, 1, 5, 5), dtype=np.int64))
+
+
+def test_conv_then_pool_chain_matches_contiguous_copies(rng):
+    """Conv2D hands on transposed views; the next layers must give the same results."""
+    conv, pool = Conv2D(4, 3, activation="relu"), MaxPool2D()
+    conv.build((2, 9, 8), rng)
+    pool.build(conv.output_shape, rng)
+    x = rng.standard_normal((3, 2, 9, 8))
+    hidden = conv.forward(x, training=True)
+    out = pool.forward(hidden, training=True)
+    grad_out = rng.standard_normal(out.shape)
+    grad_x = conv.backward(pool.backward(grad_out))
+    copy = MaxPool2D()
+    copy.build(conv.output_shape, rng)
+    np.testing.assert_array_equal(copy.forward(np.ascontiguousarray(hidden), training=True), out)
+    grad_hidden = copy.backward(grad_out)
+    conv.forward(x, training=True)
+    np.testing.assert_allclose(conv.backward(np.ascontiguousarray(grad_hidden)), grad_x, atol=1e-12)

@@ -111,3 +111,20 @@ def test_bad_arguments(rng):
         MaxPool2D(3).build((1, 2, 2), rng)
     with pytest.raises(LayerError):
         GlobalAveragePooling2D().build((4,), rng)
+
+
+def channel_major(x: np.ndarray) -> np.ndarray:
+    """The same values as x, stored (C, N, H, W): how a Conv2D hands on its output."""
+    return np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+
+
+@pytest.mark.parametrize(("shape", "pool", "strides", "padding"), GEOMETRIES[:3])
+def test_max_pool_on_channel_major_input(shape, pool, strides, padding, rng):
+    x = rng.standard_normal((3, *shape))
+    layer = MaxPool2D(pool, strides, padding=padding)
+    layer.build(shape, rng)
+    out, grad_out, grad_x = pool_oracle(x, pool, strides, padding, "max")
+    np.testing.assert_allclose(layer.forward(channel_major(x), training=True), out, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-12)
+    layer.forward(channel_major(x), training=True)
+    np.testing.assert_allclose(layer.backward(channel_major(grad_out)), grad_x, atol=1e-12)

@@ -139,4 +139,6 @@ class WindowGeometry:
         """Gradient on the flat layout (N, C, used_h * used_w + kw - 1) -> on x (N, C, H, W)."""
         n, c = grad_flat.shape[:2]
         size = self.used_h * self.used_w
-        return self.unpad(grad_flat[:, :, :size].reshape(n, c, self.used_h, self.used_w))
+        images = grad_flat[:, :, :size].reshape(n, c, self.used_h, self.used_w)
+        # Contiguous, so that the layers below see a plain memory order.
+        return np.ascontiguousarray(self.unpad(images))

@@ -93,10 +93,12 @@ class Conv2D(_WindowedConv):
     x: (N, C, H, W) float; W: (filters, C, kh, kw) float32; b: (filters,) float32;
     y: (N, filters, H_out, W_out), dtype of x.
 
-    Implementation: im2col into (N, C*kh*kw, H_out*W_out) by one strided copy per kernel
-    offset (none for 1x1 kernels), then one batched matmul; backward scatters the column
-    gradient back with one add per kernel offset (col2im), contiguous runs in the flat layout
-    when the stride is 1.
+    Implementation: im2col into (C*kh*kw, N*H_out*W_out) by one strided copy per kernel
+    offset, then one GEMM for the whole batch (measured faster than per-example batched
+    matmuls); the output and the input gradient are returned as transposed views rather
+    than copied back to (N, C, ...) memory order. Backward scatters the column gradient with
+    one add per kernel offset (col2im), contiguous runs of the flat layout when the stride
+    is 1. A 1x1 stride-1 kernel needs no im2col: per-example matmuls on the input itself.
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], **kwargs: Any) -> None:
@@ -121,26 +123,32 @@ class Conv2D(_WindowedConv):
         n, c = x.shape[:2]
         kh, kw = self.kernel_size
         oh, ow = geometry.out_h, geometry.out_w
+        kernel = self.params["W"].reshape(self.filters, -1)
         if self._is_pointwise():
-            cols = x.reshape(n, c, oh * ow)
+            self._cols = x.reshape(n, c, oh * ow)
+            z = np.matmul(kernel, self._cols).reshape(n, self.filters, oh, ow)
         else:
-            padded = geometry.pad(x)
-            cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+            # Columns (C*kh*kw, N*H_out*W_out): one GEMM for the whole batch, and the
+            # output (filters, N, H_out, W_out) is handed on as an (N, filters, ...) view.
+            padded = geometry.pad(x).transpose(1, 0, 2, 3)
+            cols = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
             for i, j, window in geometry.offsets():
-                cols[:, :, i, j] = padded[(slice(None), slice(None), *window)]
-            cols = cols.reshape(n, c * kh * kw, oh * ow)
-        self._cols = cols
-        z = np.matmul(self.params["W"].reshape(self.filters, -1), cols)
-        z = z.reshape(n, self.filters, oh, ow)
+                cols[:, i, j] = padded[(slice(None), slice(None), *window)]
+            cols = cols.reshape(c * kh * kw, n * oh * ow)
+            z = (kernel @ cols).reshape(self.filters, n, oh, ow).transpose(1, 0, 2, 3)
+            self._cols = cols.reshape(c * kh * kw, n, oh * ow).transpose(1, 0, 2)
         self._add_bias(z)
         return z
 
     def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         n = grad_out.shape[0]
-        grad3 = grad_out.reshape(n, self.filters, -1)
         kernel = self.params["W"].reshape(self.filters, -1)
+        grad3 = grad_out.reshape(n, self.filters, -1)
         if self.trainable:
-            # cols @ grad^T (then one small transpose) measures faster than grad @ cols^T.
+            # Per-example products summed over the batch, on (N, C*kh*kw, H_out*W_out)
+            # views of the columns: no copy of grad_out into (filters, N*...) order (3-5x
+            # faster for few channels); cols @ grad^T then one small transpose measures
+            # faster than grad @ cols^T.
             grad_kernel = np.matmul(self._cols, grad3.transpose(0, 2, 1)).sum(axis=0)
             self.grads["W"] = grad_kernel.T.reshape(self.params["W"].shape)
             self._bias_grad(grad_out)
@@ -148,27 +156,29 @@ class Conv2D(_WindowedConv):
             self.grads.clear()
         if not self.needs_input_grad:
             return None
+        if self._is_pointwise():
+            return np.matmul(kernel.T, grad3).reshape(n, *self.input_shape)
+        grad_t = grad_out.transpose(1, 0, 2, 3)  # (filters, N, H_out, W_out)
         geometry = self._geometry
         c = self.input_shape[0]
         kh, kw = self.kernel_size
-        if self._is_pointwise():
-            return np.matmul(kernel.T, grad3).reshape(n, *self.input_shape)
         if self.strides == (1, 1):
             # col2im in the flat layout: one contiguous add per kernel offset.
             length = geometry.wide_length
-            grad_cols = np.matmul(kernel.T, geometry.widen(grad_out)).reshape(n, c, kh, kw, length)
+            grad_cols = kernel.T @ geometry.widen(grad_t).reshape(self.filters, -1)
+            grad_cols = grad_cols.reshape(c, kh, kw, n, length)
             grad_flat = np.zeros(
-                (n, c, geometry.used_h * geometry.used_w + kw - 1), dtype=grad_cols.dtype
+                (c, n, geometry.used_h * geometry.used_w + kw - 1), dtype=grad_cols.dtype
             )
             for i, j, start in geometry.flat_starts():
-                grad_flat[:, :, start : start + length] += grad_cols[:, :, i, j]
-            return geometry.unpad_flat(grad_flat)
-        grad_cols = np.matmul(kernel.T, grad3)
-        grad_cols = grad_cols.reshape(n, c, kh, kw, geometry.out_h, geometry.out_w)
-        grad_padded = np.zeros((n, c, geometry.used_h, geometry.used_w), dtype=grad_cols.dtype)
+                grad_flat[:, :, start : start + length] += grad_cols[:, i, j]
+            return geometry.unpad_flat(grad_flat).transpose(1, 0, 2, 3)
+        grad_cols = kernel.T @ grad_t.reshape(self.filters, -1)
+        grad_cols = grad_cols.reshape(c, kh, kw, n, geometry.out_h, geometry.out_w)
+        grad_padded = np.zeros((c, n, geometry.used_h, geometry.used_w), dtype=grad_cols.dtype)
         for i, j, window in geometry.offsets():
-            grad_padded[(slice(None), slice(None), *window)] += grad_cols[:, :, i, j]
-        return geometry.unpad(grad_padded)
+            grad_padded[(slice(None), slice(None), *window)] += grad_cols[:, i, j]
+        return geometry.unpad(grad_padded).transpose(1, 0, 2, 3)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "filters": self.filters}

@@ -82,6 +82,11 @@ def _first_max(values: np.ndarray, axis: int, size: int) -> tuple[np.ndarray, np
 
 def _route(grad: np.ndarray, winner: np.ndarray, axis: int, size: int) -> np.ndarray:
     """Inverse of :func:`_first_max`: each group's gradient goes to its winning member."""
+    if not winner.flags.c_contiguous and winner.swapaxes(0, 1).flags.c_contiguous:
+        # The pooled input was channel-major (a convolution's transposed view): work in
+        # that order, so that the new array and the winners are traversed alike.
+        routed = _route(grad.swapaxes(0, 1), winner.swapaxes(0, 1), axis, size)
+        return routed.swapaxes(0, 1)
     shape = list(grad.shape)
     shape.insert(axis + 1, size)
     routed = np.empty(shape, dtype=grad.dtype)
