@@ -165,8 +165,9 @@ def test_bad_input_raises_layer_error(rng):
     layer.build((1, 5, 5), rng)
     with pytest.raises(LayerError, match="expected input"):
         layer.forward(np.zeros((1, 2, 5, 5), dtype=np.float32))
-    with pytest.raises(LayerError, match="floating"):
-        layer.forward(np.zeros((1, 1, 5, 5), dtype=np.int64))
+    for dtype in (np.int64, np.float16):
+        with pytest.raises(LayerError, match="float32"):
+            layer.forward(np.zeros((1, 1, 5, 5), dtype=dtype))
 
 
 def test_conv_then_pool_chain_matches_contiguous_copies(rng):

@@ -58,12 +58,12 @@ class Layer:
         return tuple(input_shape)
 
     def _check_input(self, x: np.ndarray) -> None:
-        """Raise :class:`LayerError` unless ``x`` is a floating batch of ``input_shape``."""
+        """Raise :class:`LayerError` unless ``x`` is a float32/float64 batch of ``input_shape``."""
         if not self.built:
             raise LayerError(f"{type(self).__name__}: call build() before forward()")
-        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
             raise LayerError(
-                f"{type(self).__name__}: expected a floating-point numpy array, "
+                f"{type(self).__name__}: expected a float32 (or float64) numpy array, "
                 f"got {type(x).__name__} {getattr(x, 'dtype', '')}"
             )
         if x.shape[1:] != self.input_shape:
