@@ -265,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--cases", default=",".join(TARGETS), help="comma-separated subset")
     parser.add_argument("--dscnn-threads", type=int, default=2, choices=(1, 2))
+    parser.add_argument(
+        "--one-thread",
+        action="store_true",
+        help="run every case on 1 thread (on a busy machine, compare urgence_cpu_s/torch_cpu_s)",
+    )
     args = parser.parse_args(argv)
     names = [name for name in args.cases.split(",") if name]
     unknown = sorted(set(names) - set(TARGETS))
@@ -295,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         "dscnn_b32": lambda: inference_case("dscnn_b32", args.dscnn_threads, 32, calls_b32, rng),
     }
     cases = [builders[name]() for name in names]
+    if args.one_thread:
+        for case in cases:
+            case.threads = 1
     per_call = {"dscnn_b1": calls_b1, "dscnn_b32": calls_b32}
     timings: dict[str, dict[str, list[Timing]]] = {
         c.name: {"urgence": [], "torch": []} for c in cases
@@ -332,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
             # CPU seconds: with 1 thread, a ratio that a busy machine distorts less than wall
             "urgence_cpu_s": statistics.median(t.cpu for t in own) / scale,
             "torch_cpu_s": statistics.median(t.cpu for t in theirs) / scale if theirs else None,
+            "cpu_ratio": (
+                statistics.median(t.cpu for t in own) / statistics.median(t.cpu for t in theirs)
+                if theirs
+                else None
+            ),
             "urgence_cpu_wall": statistics.median(t.cpu / t.wall for t in own),
             "torch_cpu_wall": statistics.median(t.cpu / t.wall for t in theirs) if theirs else None,
             "warning": warning_for(own + theirs, case.threads),
@@ -346,7 +359,7 @@ def print_table(results: dict[str, dict], stream) -> None:
     unit = {"dscnn_b1": "s/call", "dscnn_b32": "s/call"}
     print(
         f"{'case':10s} {'thr':>3s} {'urgence':>10s} {'torch':>10s} {'ratio':>6s} "
-        f"{'target':>6s} {'cpu/wall u':>10s} {'cpu/wall t':>10s}",
+        f"{'target':>6s} {'cpu/wall u':>10s} {'cpu/wall t':>10s} {'cpu ratio':>9s}",
         file=stream,
     )
     for name, r in results.items():
@@ -354,9 +367,10 @@ def print_table(results: dict[str, dict], stream) -> None:
         ratio_text = f"{r['ratio']:6.2f}" if r["ratio"] else f"{'-':>6s}"
         mark = "" if r["meets_target"] is None else (" ok" if r["meets_target"] else " MISSED")
         torch_cpu = f"{r['torch_cpu_wall']:10.2f}" if r["torch_cpu_wall"] else f"{'-':>10s}"
+        cpu_ratio = f"{r['cpu_ratio']:9.2f}" if r["cpu_ratio"] else f"{'-':>9s}"
         print(
             f"{name:10s} {r['threads']:3d} {r['urgence_s']:10.4f} {torch_text} {ratio_text} "
-            f"{r['target']:6.2f} {r['urgence_cpu_wall']:10.2f} {torch_cpu}{mark}"
+            f"{r['target']:6.2f} {r['urgence_cpu_wall']:10.2f} {torch_cpu} {cpu_ratio}{mark}"
             + (f"  ({unit[name]})" if name in unit else "  (s/epoch)"),
             file=stream,
         )
