@@ -1,7 +1,9 @@
 """Per-layer forward + backward times of the engine's layers against torch.nn.functional.
 
 Shapes are those of the issue's benchmarks: the MNIST CNN (batch 128) and the DS-CNN keyword
-model (1 x 40 x 98 log-mel windows). Prints milliseconds per call and the ratio engine/torch.
+model (1 x 40 x 98 log-mel windows). Prints the best CPU time (``time.process_time``: less
+disturbed than wall time when the machine is shared) per call, in milliseconds, and the
+ratio engine/torch. Whole-network ratios are ``benchmarks/engine_vs_torch.py``'s job.
 
     .venv/bin/python benchmarks/layers_profile.py --threads 1
     .venv/bin/python benchmarks/layers_profile.py --threads 2 --only conv
