@@ -151,8 +151,9 @@ def test_frozen_layer_computes_no_parameter_gradient(cls, strides, rng):
 def test_bad_input_raises_layer_error(rng):
     with pytest.raises(LayerError):
         Conv2D(0, 3)
-    with pytest.raises(LayerError):
-        Conv2D(2, (3, 0))
+    for kernel_size in [(3, 0), 3.0, (3, 3, 3), "3"]:
+        with pytest.raises(LayerError, match="kernel_size"):
+            Conv2D(2, kernel_size)
     with pytest.raises(LayerError):
         Conv2D(2, 3, padding="full")
     with pytest.raises(LayerError, match="does not fit"):

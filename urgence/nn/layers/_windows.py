@@ -20,10 +20,14 @@ PADDINGS = ("valid", "same")
 
 def as_pair(value: int | tuple[int, int] | list[int], what: str, owner: str) -> Pair:
     """``3 -> (3, 3)``, ``(10, 4) -> (10, 4)``; LayerError unless positive integers."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+    pair = (value, value) if isinstance(value, int) else value
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(v, int) and v >= 1 for v in pair)
+    ):
         raise LayerError(f"{owner}: {what} must be a positive int or a pair of them, got {value!r}")
-    return pair
+    return (pair[0], pair[1])
 
 
 def check_padding(padding: str, owner: str) -> str:

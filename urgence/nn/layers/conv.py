@@ -209,6 +209,7 @@ class DepthwiseConv2D(_WindowedConv):
                 f"got {depth_multiplier!r}"
             )
         self.depth_multiplier = depth_multiplier
+        # The padded input: in the flat layout with stride 1, (N, C, H_pad, W_pad) otherwise.
         self._padded: np.ndarray | None = None
 
     def _out_channels(self, in_channels: int) -> int:
@@ -228,7 +229,6 @@ class DepthwiseConv2D(_WindowedConv):
         geometry = self._geometry
         n, c = x.shape[:2]
         m = self.depth_multiplier
-        weights = self._kernel_by_offset()
         if self.strides == (1, 1):
             flat = geometry.pad_flat(x)
             self._padded = flat
@@ -240,6 +240,7 @@ class DepthwiseConv2D(_WindowedConv):
         else:
             padded = geometry.pad(x)
             self._padded = padded
+            weights = self._kernel_by_offset()
             z = np.zeros((n, c, m, geometry.out_h, geometry.out_w), dtype=x.dtype)
             for i, j, window in geometry.offsets():
                 z += padded[(slice(None), slice(None), *window)][:, :, None] * weights[i, j]
@@ -296,7 +297,7 @@ class DepthwiseConv2D(_WindowedConv):
         geometry = self._geometry
         n, c = grad_out.shape[0], self.input_shape[0]
         m = self.depth_multiplier
-        kh, kw = self.kernel_size
+        kw = self.kernel_size[1]
         length = geometry.wide_length
         wide = geometry.widen(grad_out).reshape(n, c, m, length)
         flat = self._padded
