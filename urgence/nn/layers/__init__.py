@@ -1,7 +1,24 @@
 """The engine's layers, and the registry used to (de)serialise architectures.
 
+Data is channels-first, ``(N, C, H, W)`` or ``(N, D)``, float32 (float64 in gradient checks);
+shapes given to ``build`` exclude the batch axis. The protocol (``build`` / ``forward`` /
+``backward``, ``trainable`` vs ``training``, ``needs_input_grad``, :class:`LayerError`) is
+described in :mod:`urgence.nn.layers.base`.
+
+Parameters (float32), by key:
+
+=====================  ==========================================================
+Dense                  W (D_in, units), b (units,)
+Conv2D                 W (filters, C_in, kh, kw), b (filters,)
+DepthwiseConv2D        W (C_in * depth_multiplier, 1, kh, kw), b (C_in * depth_multiplier,)
+BatchNormalization     gamma, beta (C,) or (D,); saved state moving_mean, moving_var
+=====================  ==========================================================
+
 A layer's config is ``{"class": "Conv2D", "config": {...}}``: the class name (a key of
 :data:`LAYERS`) and the keyword arguments that rebuild it (``get_config()``).
+
+Outputs may be non-contiguous views (Conv2D hands on its ``(filters, N, ...)`` GEMM result
+transposed); callers needing a particular memory layout copy.
 """
 
 from __future__ import annotations
