@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from urgence.corpus.build import BuildConfig, build_corpus
+from urgence.corpus.dataset import load_split
 from urgence.corpus.vocabulary import LABELS
 from urgence.kws.evaluate import ClipClassifier
-from urgence.kws.train import TrainConfig, _cap_per_speaker_class, train
+from urgence.kws.train import TrainConfig, keyword_budget, train
 from urgence.nn import load_model
 
 
@@ -50,12 +51,21 @@ def test_resume_refuses_a_run_with_another_config(tiny_corpus, tmp_path):
         train(_config(tiny_corpus, tmp_path, lr=0.1), resume=True, verbose=0)
 
 
-def test_cap_per_speaker_class_keeps_the_seed_budget(rng):
-    y = np.array([0] * 10 + [1] * 3 + [0] * 8)
-    speakers = np.array(["a"] * 13 + ["b"] * 8)
-    keep = _cap_per_speaker_class(y, speakers, 6, rng)
-    pairs = list(zip(speakers[keep], y[keep], strict=True))
-    assert pairs.count(("a", 0)) == 6 and pairs.count(("a", 1)) == 3 and pairs.count(("b", 0)) == 6
+def test_keyword_budget_keeps_whole_clips_of_few_voices(rng):
+    unknown = LABELS.index("_unknown_")
+    # voice a: 4 clips of keyword 0 (2 rows each), 1 clip of keyword 1; voice b: 3 clips of
+    # keyword 0; voice c: unknown words only
+    y = np.array([0] * 8 + [1] * 2 + [0] * 6 + [unknown] * 4)
+    speakers = np.array(["a"] * 10 + ["b"] * 6 + ["c"] * 4)
+    clip_ids = np.repeat(np.arange(10), 2)
+    keep = keyword_budget(y, speakers, clip_ids, voices=1, clips_per_voice=2, rng=rng)
+    kept_voices = set(speakers[keep][y[keep] != unknown])
+    assert len(kept_voices) == 1
+    assert (y[keep] == unknown).sum() == 4  # rejection classes untouched
+    for clip in np.unique(clip_ids[keep]):  # clips are kept whole
+        assert (clip_ids[keep] == clip).sum() == 2
+    per_keyword = {k: len(np.unique(clip_ids[keep][y[keep] == k])) for k in (0, 1)}
+    assert per_keyword[0] == 2 and per_keyword[1] <= 1
 
 
 def test_train_exports_a_keyword_model_with_metadata(tiny_corpus, tmp_path):
@@ -89,10 +99,21 @@ def test_transfer_freezes_the_base(tiny_corpus, tmp_path):
     base = train(_config(tiny_corpus, tmp_path / "base", epochs=1), verbose=0)
     before = load_model(base).get_weights()
     head = train(
-        _config(tiny_corpus, tmp_path / "head", epochs=1, init_from=str(base), freeze_base=True),
+        _config(
+            tiny_corpus,
+            tmp_path / "head",
+            epochs=1,
+            init_from=str(base),
+            freeze_base=True,
+            keyword_voices=2,
+            clips_per_voice_keyword=1,
+            max_train=None,
+        ),
         verbose=0,
     )
     after = load_model(head)
+    all_rows = len(load_split(tiny_corpus, "train")[1])
+    assert 0 < after.metadata["training_rows"] < all_rows  # the keyword budget applied
     n_layers = len(after.layers)
     for key, value in before.items():
         index = int(key.split(".")[0])

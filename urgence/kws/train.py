@@ -33,7 +33,7 @@ from urgence.audio import augment
 from urgence.audio.features import FeatureConfig, log_mel
 from urgence.corpus import dataset
 from urgence.corpus.splits import split_of
-from urgence.corpus.vocabulary import LABELS
+from urgence.corpus.vocabulary import KEYWORDS, LABELS
 from urgence.kws import architectures
 from urgence.kws.evaluate import (
     ClipClassifier,
@@ -72,7 +72,11 @@ class TrainConfig:
     # every epoch for model selection; never trained on
     validation_clips: str | None = None
     select_on: str = "val"  # "val" (corpus validation split) or "clips" (validation_clips)
-    max_per_speaker_class: int | None = None  # e.g. 6: the seed's data budget
+    # keyword data budget (transfer experiments): keyword clips from at most this many
+    # voices, and at most this many clean clips (each with its augmented copies) per voice
+    # and keyword; the seed had 3 speakers x 6 clips. Unknown and silence rows are kept.
+    keyword_voices: int | None = None
+    clips_per_voice_keyword: int | None = None
     max_train: int | None = None  # cap on training rows (tests, data-size experiments)
     augment_copies: int = 3  # speech_commands task: augmented copies per training clip
 
@@ -120,17 +124,41 @@ class TaskData:
     speakers_train: np.ndarray
 
 
-def _cap_per_speaker_class(y, speakers, limit, rng) -> np.ndarray:
-    """Indices keeping at most ``limit`` rows for each (speaker, class), chosen at random."""
-    order = rng.permutation(len(y))
-    counts: dict[tuple[str, int], int] = {}
-    keep = []
-    for i in order:
-        key = (str(speakers[i]), int(y[i]))
-        if counts.get(key, 0) < limit:
-            counts[key] = counts.get(key, 0) + 1
-            keep.append(i)
-    return np.sort(np.asarray(keep, dtype=np.int64))
+def keyword_budget(
+    y: np.ndarray,
+    speakers: np.ndarray,
+    clip_ids: np.ndarray,
+    *,
+    voices: int | None,
+    clips_per_voice: int | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Sorted row indices within a keyword data budget: keyword rows from at most ``voices``
+    voices (chosen at random) and ``clips_per_voice`` clips (all rows of a clip kept
+    together) per voice and keyword; rows of the rejection classes are all kept."""
+    is_keyword = np.isin(y, [LABELS.index(k) for k in KEYWORDS])
+    allowed = set(np.unique(speakers[is_keyword]))
+    if voices is not None:
+        allowed = set(rng.permutation(sorted(allowed))[:voices])
+    chosen_clips: set[int] = set()
+    if clips_per_voice is not None:
+        by_pair: dict[tuple[str, int], list[int]] = {}
+        for i in np.flatnonzero(is_keyword):
+            if speakers[i] in allowed:
+                by_pair.setdefault((str(speakers[i]), int(y[i])), []).append(int(clip_ids[i]))
+        for clips in by_pair.values():
+            unique = sorted(set(clips))
+            chosen_clips.update(rng.permutation(unique)[:clips_per_voice].tolist())
+    keep = [
+        i
+        for i in range(len(y))
+        if not is_keyword[i]
+        or (
+            speakers[i] in allowed
+            and (clips_per_voice is None or int(clip_ids[i]) in chosen_clips)
+        )
+    ]
+    return np.asarray(keep, dtype=np.int64)
 
 
 def load_task(config: TrainConfig, rng: np.random.Generator) -> TaskData:
@@ -138,11 +166,22 @@ def load_task(config: TrainConfig, rng: np.random.Generator) -> TaskData:
         x_train, y_train, speakers, _ = dataset.load_split(config.data, "train")
         x_val, y_val, _, _ = dataset.load_split(config.data, "val")
         labels = LABELS
+        if config.keyword_voices is not None or config.clips_per_voice_keyword is not None:
+            # rows of one clip: a clean row followed by its augmented copies
+            path = Path(config.data) / "features_train.npz"
+            augmented = dataset.read_npz(path, ("augmented",))["augmented"]
+            clip_ids = np.cumsum(~augmented)
+            keep = keyword_budget(
+                y_train,
+                speakers,
+                clip_ids,
+                voices=config.keyword_voices,
+                clips_per_voice=config.clips_per_voice_keyword,
+                rng=rng,
+            )
+            x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
     else:
         x_train, y_train, speakers, x_val, y_val, labels = _speech_commands(config, rng)
-    if config.max_per_speaker_class:
-        keep = _cap_per_speaker_class(y_train, speakers, config.max_per_speaker_class, rng)
-        x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
     if config.max_train and len(y_train) > config.max_train:
         keep = np.sort(rng.choice(len(y_train), config.max_train, replace=False))
         x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
