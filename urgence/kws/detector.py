@@ -66,7 +66,7 @@ class DetectorConfig:
     smooth_windows: int = 3
     min_windows: int = 3
     gap_windows: int = 1
-    decide_windows: int = 6
+    decide_windows: int = 4  # 0.4 s after a word starts to win: the delay target is 0.5 s
     edge_s: float = 0.5  # silence before and after the call: edge words get whole windows
 
     def __post_init__(self) -> None:
