@@ -232,3 +232,15 @@ def test_each_keyword_is_held_to_its_own_threshold():
     thresholds = {**dict.fromkeys(KEYWORDS, 0.5), "incendie": 0.7, "gaz": 0.25}
     found = detections_from_posteriors(p, labels=LABELS, thresholds=thresholds, duration_s=9.0)
     assert [d.keyword for d in found] == ["gaz"]  # incendie scores higher but not enough
+
+
+def test_a_keyword_right_after_a_reported_one_is_not_lost():
+    # "incendie" is reported early (decide_windows), then "gaz" wins without a gap
+    p = posteriors_with(("incendie", 20, 2.0, 0.95), ("gaz", 28, 2.0, 0.95))
+    assert [d.keyword for d in run_posteriors(p)] == ["incendie", "gaz"]
+
+
+def test_a_short_lead_does_not_block_the_word_that_follows():
+    # two windows of a fragment open the segment; the real word wins after decide_windows
+    p = posteriors_with(("vol", 19, 0.7, 0.9), ("agression", 24, 2.5, 0.9))
+    assert [d.keyword for d in run_posteriors(p)] == ["agression"]

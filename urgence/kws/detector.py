@@ -12,8 +12,9 @@ Why segments and mass, not the maximum over windows: a short keyword ("gaz") sco
 fragments of longer words for a window or two (FINDINGS.md); within a segment the whole
 word outweighs its fragments, and an isolated fragment is shorter than ``min_windows``.
 
-A segment is decided when it ends, or ``decide_windows`` windows after it started if it is
-still going (bounding the delay); once decided it gives nothing more until it ends.
+A segment is decided when it ends, or from ``decide_windows`` windows after it started if it
+is still going (bounding the delay); once its word is reported it gives nothing more, and a
+different keyword winning after that starts a new segment (the next word).
 
 ``StreamingDetector.feed`` takes chunks of any length and returns each detection as soon as it
 is decided; ``detect`` runs the same machine on a whole recording (one batched model call),
@@ -92,7 +93,7 @@ class _Segment:
     peak: dict[int, float] = field(default_factory=dict)
     first_window: dict[int, int] = field(default_factory=dict)
     last_window: dict[int, int] = field(default_factory=dict)
-    decided: bool = False
+    winner: int | None = None  # the keyword reported for this segment, once decided
 
     def add(self, t: int, column: int, score: float) -> None:
         self.last_active = t
@@ -132,6 +133,9 @@ class _Decider:
         above = smoothed >= self.thresholds
         if above.any():
             best = int(np.argmax(np.where(above, smoothed, -1.0)))
+            segment = self._segment
+            if segment is not None and segment.winner not in (None, best):
+                self._segment = None  # the word already reported is over: another begins
             if self._segment is None:
                 self._segment = _Segment(first=t, last_active=t)
             self._segment.add(t, best, float(smoothed[best]))
@@ -140,22 +144,24 @@ class _Decider:
             return []
         if t - segment.last_active > config.gap_windows:
             return self.close(duration_s)
-        if not segment.decided and t - segment.first + 1 >= config.decide_windows:
+        if segment.winner is None and t - segment.first + 1 >= config.decide_windows:
             return self._decide(segment, duration_s)
         return []
 
     def close(self, duration_s: float) -> list[Detection]:
         """End the open segment (end of a word, or of the call)."""
         segment, self._segment = self._segment, None
-        if segment is None or segment.decided:
+        if segment is None or segment.winner is not None:
             return []
         return self._decide(segment, duration_s)
 
     def _decide(self, segment: _Segment, duration_s: float) -> list[Detection]:
-        segment.decided = True
+        """Report the segment's word if its leading keyword was active long enough; otherwise
+        leave it undecided (a later window may settle it)."""
         column = max(segment.mass, key=lambda c: (segment.mass[c], -c))
         if segment.count[column] < self.config.min_windows:
             return []
+        segment.winner = column
         keyword = self.keywords[column]
         start_s, end_s = self._word_span(
             segment.first_window[column], segment.last_window[column], duration_s
