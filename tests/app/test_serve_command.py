@@ -41,7 +41,8 @@ def test_missing_model_is_exit_status_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("option", "message"),
-                         [(["--port", "0"], "invalid port"), (["--max-call-s", "0"], "positive")])
+                         [(["--port", "0"], "invalid port"), (["--max-call-s", "0"], "positive"),
+                          (["--blas-threads", "0"], "blas-threads")])
 def test_bad_option_is_exit_status_2(tmp_path, capsys, option, message):
     args = build_parser().parse_args(["serve", *option, "--data-dir", str(tmp_path)])
     assert run(args) == 2

@@ -54,6 +54,7 @@ a thread pool, so the event loop only moves bytes and JSON.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -106,19 +107,24 @@ class SharedModel:
     """A keyword model whose ``predict_proba`` may be called from many threads at once.
 
     The engine's layers keep per-call caches, so one network must never run in two threads
-    together; and one call on N windows costs far less than N calls on one. So every request
-    goes to a single inference thread, which concatenates whatever requests are waiting
-    (up to ``max_batch`` windows) into one network call. Other attributes (``labels``,
-    ``feature_config``, ``thresholds`` ...) are the wrapped model's.
+    together; and one call on N windows costs far less than N calls on one. So requests go to
+    ``threads`` inference threads, each with its own copy of the model, and each takes
+    whatever requests are waiting (up to ``max_batch`` windows) as one network call. Other
+    attributes (``labels``, ``feature_config``, ``thresholds`` ...) are the wrapped model's.
     """
 
-    def __init__(self, model: Any, *, max_batch: int = 256) -> None:
+    def __init__(self, model: Any, *, threads: int = 1, max_batch: int = 256) -> None:
         self.model = model
         self.max_batch = max_batch
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="urgence-inference",
-                                        daemon=True)
-        self._thread.start()
+        copies = [model] + [copy.deepcopy(model) for _ in range(threads - 1)]
+        self._threads = [
+            threading.Thread(target=self._serve, args=(copy_,), daemon=True,
+                             name=f"urgence-inference-{i}")
+            for i, copy_ in enumerate(copies)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -133,10 +139,12 @@ class SharedModel:
         return request.result
 
     def close(self) -> None:
-        self._requests.put(None)
-        self._thread.join()
+        for _ in self._threads:
+            self._requests.put(None)
+        for thread in self._threads:
+            thread.join()
 
-    def _serve(self) -> None:
+    def _serve(self, model: Any) -> None:
         pending: _Request | None = None
         while True:
             first = pending if pending is not None else self._requests.get()
@@ -157,14 +165,15 @@ class SharedModel:
                     break
                 batch.append(request)
                 size += len(request.windows)
-            self._run(batch)
+            self._run(model, batch)
 
-    def _run(self, batch: list[_Request]) -> None:
+    @staticmethod
+    def _run(model: Any, batch: list[_Request]) -> None:
         try:
             windows = np.concatenate([request.windows for request in batch])
             posteriors = (
-                self.model.predict_proba(windows) if len(windows) else
-                np.zeros((0, len(self.model.labels)), dtype=np.float32)
+                model.predict_proba(windows) if len(windows) else
+                np.zeros((0, len(model.labels)), dtype=np.float32)
             )
         except Exception as exc:  # handed to every waiting caller, never kills the thread
             for request in batch:
@@ -253,6 +262,7 @@ def create_app(
     max_call_s: float = DEFAULT_MAX_CALL_S,
     max_streams: int = DEFAULT_MAX_STREAMS,
     workers: int = 64,
+    inference_threads: int = 2,
 ) -> FastAPI:
     """Build the console app.
 
@@ -260,11 +270,14 @@ def create_app(
     (default: the shipped model), raising ``urgence.kws.model.ModelFileError`` if absent.
     data_dir: where enrolment recordings go (``<data_dir>/recordings``); default ``./data``.
     db_path: the call log; default ``<data_dir>/calls.db``. Calls left "en cours" by a
-    server that died are marked "interrompu" here. Raises ``ValueError`` for a
-    non-positive limit, ``urgence.app.store.StoreError`` if the call log cannot be opened.
+    server that died are marked "interrompu" here.
+    inference_threads: copies of the network running at once (more than one per core buys
+    nothing). Raises ``ValueError`` for a non-positive limit,
+    ``urgence.app.store.StoreError`` if the call log cannot be opened.
     """
-    if max_upload_bytes <= 0 or max_call_s <= 0 or max_streams < 1 or workers < 1:
-        raise ValueError("upload, call and stream limits and workers must be positive")
+    limits = (max_upload_bytes, max_call_s, max_streams, workers, inference_threads)
+    if min(limits) <= 0:
+        raise ValueError("upload, call and stream limits, workers and threads must be positive")
     from urgence.kws.detector import StreamingDetector
     from urgence.triage.pipeline import triage_samples
     from urgence.triage.router import route
@@ -277,7 +290,7 @@ def create_app(
     recordings_dir = data_dir / "recordings"
     store = CallStore(db_path if db_path is not None else data_dir / "calls.db")
     store.recover_interrupted()
-    shared_model = SharedModel(model)
+    shared_model = SharedModel(model, threads=inference_threads)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="urgence-call")
     live_calls = 0
 
