@@ -78,3 +78,29 @@ def test_bad_arguments(rng):
         BatchNormalization(epsilon=0)
     with pytest.raises(LayerError):
         BatchNormalization().build((2, 3), rng)
+
+
+@pytest.mark.parametrize("axes", [(3,), (2, 3), (1,)])
+def test_mean_normalization_gradients(axes, rng):
+    from urgence.nn.layers import MeanNormalization
+
+    layer = MeanNormalization(axes)
+    layer.build((2, 3, 5), rng)
+    result = check_layer_gradients(layer, (2, 3, 5), rng, batch_size=3)
+    assert result.max_error < 1e-7
+
+
+def test_mean_normalization_removes_a_fixed_band_level(rng):
+    from urgence.nn.layers import MeanNormalization, layer_from_config, layer_to_config
+
+    layer = MeanNormalization((3,))
+    layer.build((1, 4, 6), rng)
+    x = rng.standard_normal((2, 1, 4, 6)).astype(np.float32)
+    tilt = np.arange(4, dtype=np.float32)[None, None, :, None] * 3.0  # a per-band offset
+    np.testing.assert_allclose(layer.forward(x + tilt), layer.forward(x), atol=1e-5)
+    assert layer.forward(x).dtype == np.float32
+    np.testing.assert_allclose(layer.forward(x).mean(axis=3), 0.0, atol=1e-6)
+    rebuilt = layer_from_config(layer_to_config(layer))
+    assert rebuilt.axes == (3,)
+    with pytest.raises(LayerError):
+        MeanNormalization(())

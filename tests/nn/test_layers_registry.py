@@ -20,6 +20,7 @@ EXAMPLES = [
     layers.Flatten(),
     layers.Dropout(0.3),
     layers.BatchNormalization(momentum=0.99, epsilon=1e-5, trainable=False),
+    layers.MeanNormalization((2, 3)),
     layers.ReLU(),
     layers.Sigmoid(),
     layers.Tanh(),

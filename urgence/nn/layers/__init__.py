@@ -12,6 +12,7 @@ Dense                  W (D_in, units), b (units,)
 Conv2D                 W (filters, C_in, kh, kw), b (filters,)
 DepthwiseConv2D        W (C_in * depth_multiplier, 1, kh, kw), b (C_in * depth_multiplier,)
 BatchNormalization     gamma, beta (C,) or (D,); saved state moving_mean, moving_var
+MeanNormalization      none (subtracts each example's mean over some axes)
 =====================  ==========================================================
 
 A layer's config is ``{"class": "Conv2D", "config": {...}}``: the class name (a key of
@@ -39,7 +40,7 @@ from urgence.nn.layers.activation import (
 from urgence.nn.layers.base import Layer, LayerError, Shape
 from urgence.nn.layers.conv import Conv2D, DepthwiseConv2D
 from urgence.nn.layers.dense import Dense
-from urgence.nn.layers.normalization import BatchNormalization
+from urgence.nn.layers.normalization import BatchNormalization, MeanNormalization
 from urgence.nn.layers.pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
 from urgence.nn.layers.regularization import Dropout
 from urgence.nn.layers.reshape import Flatten
@@ -56,6 +57,7 @@ LAYERS: dict[str, type[Layer]] = {
         Flatten,
         Dropout,
         BatchNormalization,
+        MeanNormalization,
         Linear,
         ReLU,
         Sigmoid,
@@ -96,6 +98,7 @@ __all__ = [
     "ActivationLayer",
     "AvgPool2D",
     "BatchNormalization",
+    "MeanNormalization",
     "Conv2D",
     "Dense",
     "DepthwiseConv2D",

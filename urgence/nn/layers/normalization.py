@@ -114,3 +114,41 @@ class BatchNormalization(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+class MeanNormalization(Layer):
+    """Subtract each example's mean over ``axes`` (input axes, the batch axis is 0).
+
+    On a log-mel window (N, 1, n_mels, T) with ``axes=(3,)`` this is cepstral mean
+    normalisation: every band loses its average level over the window, so a fixed spectral
+    tilt (a telephone line, a microphone, a synthesiser's voice quality) disappears and
+    only the changes over time remain. No parameters; identical in training and inference.
+    x: (N, ...) float -> same shape and dtype.
+    """
+
+    def __init__(self, axes: tuple[int, ...] | list[int] = (3,), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        axes = tuple(axes)
+        if not axes or not all(isinstance(a, int) and a >= 1 for a in axes):
+            raise LayerError(f"MeanNormalization: axes must be input axes >= 1, got {axes!r}")
+        self.axes = axes
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if max(self.axes) > len(input_shape):
+            raise LayerError(
+                f"MeanNormalization: axes {self.axes} do not fit inputs (N, {input_shape})"
+            )
+        return tuple(input_shape)
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x)
+        return x - x.mean(axis=self.axes, keepdims=True)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        # the mean is linear: d(x - mean x)/dx = I - 1/n, applied to the gradient
+        if not self.needs_input_grad:
+            return None
+        return grad_out - grad_out.mean(axis=self.axes, keepdims=True)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axes": list(self.axes)}
