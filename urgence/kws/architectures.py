@@ -29,6 +29,7 @@ from urgence.nn.layers import (
     GlobalAveragePooling2D,
     Layer,
     MaxPool2D,
+    MeanNormalization,
     ReLU,
     Softmax,
 )
@@ -86,14 +87,22 @@ ARCHITECTURES: dict[str, Callable[..., list[Layer]]] = {
 }
 
 
-def build(name: str, n_classes: int, *, seed: int = 0, **options) -> Sequential:
-    """A keyword model ``name`` (one of ``ARCHITECTURES``) for ``n_classes`` labels."""
+def build(
+    name: str, n_classes: int, *, seed: int = 0, cmn: bool = False, **options
+) -> Sequential:
+    """A keyword model ``name`` (one of ``ARCHITECTURES``) for ``n_classes`` labels.
+
+    ``cmn``: start with cepstral mean normalisation (each mel band minus its mean over the
+    window), which removes fixed channel and voice-quality colourings."""
     try:
         make_layers = ARCHITECTURES[name]
     except KeyError:
         known = ", ".join(ARCHITECTURES)
         raise ValueError(f"unknown architecture {name!r}; known: {known}") from None
-    return Sequential(make_layers(n_classes, **options), input_shape=INPUT_SHAPE, seed=seed)
+    layers = make_layers(n_classes, **options)
+    if cmn:
+        layers.insert(0, MeanNormalization((3,)))
+    return Sequential(layers, input_shape=INPUT_SHAPE, seed=seed)
 
 
 def count_macs(model: Sequential) -> int:

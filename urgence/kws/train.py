@@ -59,6 +59,7 @@ class TrainConfig:
     run_dir: str = "runs/kws"
     architecture: str = "dscnn"
     width: int = 64
+    cmn: bool = False  # cepstral mean normalisation layer first (see architectures.build)
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.003
@@ -229,7 +230,7 @@ def _speech_commands(config: TrainConfig, rng: np.random.Generator):
 def make_model(config: TrainConfig, n_classes: int) -> Sequential:
     if config.init_from is None:
         return architectures.build(
-            config.architecture, n_classes, seed=config.seed, width=config.width
+            config.architecture, n_classes, seed=config.seed, width=config.width, cmn=config.cmn
         )
     base = load_model(config.init_from)
     # drop the old classifier (Dense + Softmax); keep everything up to and including the

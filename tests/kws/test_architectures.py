@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from urgence.kws.architectures import ARCHITECTURES, build, count_macs
+from urgence.nn.layers import MeanNormalization
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_architectures_map_a_window_to_class_posteriors(name, rng):
+    model = build(name, 14, seed=1, width=8)
+    x = rng.standard_normal((3, 1, 40, 98)).astype(np.float32)
+    probs = model.predict_proba(x)
+    assert probs.shape == (3, 14) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert count_macs(model) > model.count_params()
+
+
+def test_mac_count_of_a_known_dscnn():
+    model = build("dscnn", 14, width=64, block_strides=(1, 1, 1, 1))
+    # Hello-Edge layout on 40 x 98: first conv 20*49 positions * 64 * 10*4, then 4 blocks
+    # of depthwise 3x3 and pointwise 64x64 at 20*49 positions, then the classifier
+    positions = 20 * 49
+    expected = positions * 64 * 40 + 4 * positions * (64 * 9 + 64 * 64) + 64 * 14
+    assert count_macs(model) == expected
+
+
+def test_cmn_makes_the_model_blind_to_a_fixed_band_offset(rng):
+    model = build("dscnn", 14, width=8, cmn=True)
+    assert isinstance(model.layers[0], MeanNormalization)
+    x = rng.standard_normal((2, 1, 40, 98)).astype(np.float32)
+    tilt = np.linspace(-3, 3, 40, dtype=np.float32)[None, None, :, None]
+    np.testing.assert_allclose(model.predict_proba(x + tilt), model.predict_proba(x), atol=1e-5)
+
+
+def test_unknown_architecture_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build("resnet", 14)
