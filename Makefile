@@ -22,9 +22,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check urgence tests benchmarks
 
+# Benchmarks print ratios against references measured in the same run (see benchmarks/README.md).
 bench: $(STAMP)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/engine_vs_torch.py
+	$(PY) benchmarks/realtime.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
