@@ -46,9 +46,11 @@ WebSocket ``/api/stream?format=s16|f32&name=...`` (live call)
       1013 (too many calls).
     Each connection has its own ``StreamingDetector``: calls never share state.
 
-Concurrency: the network runs in one inference thread (:class:`SharedModel`) that batches
-the windows of all live calls together; feature extraction and detection bookkeeping run in
-a thread pool, so the event loop only moves bytes and JSON.
+Concurrency: the network runs in inference threads (:class:`SharedModel`, one network copy
+each) that batch the windows of all live calls together; feature extraction, detection
+bookkeeping and call-log writes run in a thread pool, so the event loop only moves bytes and
+JSON. Call-log statuses: "en cours" while live, "terminé" when ended (stop, hang-up or a
+refused frame), "interrompu" for calls a dead server left open (set at the next start).
 """
 
 from __future__ import annotations
