@@ -19,7 +19,7 @@ def mnist_installed() -> None:
 
 
 @pytest.mark.parametrize("model, epochs, floor", [
-    ("softmax", 3, 0.5), ("mlp", 2, 0.5), ("cnn", 1, 0.3),
+    ("softmax", 3, 0.5), ("mlp", 2, 0.5), ("cnn", 1, 0.3), ("seed", 20, 0.5),
 ])
 def test_models_learn_on_a_subset(capsys, tmp_path, mnist_installed, model, epochs, floor):
     argv = ["demo", "mnist", "--model", model, "--epochs", str(epochs), "--limit", "600",

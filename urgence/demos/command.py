@@ -4,7 +4,8 @@ Each demo is a module of this package exposing ``MODELS`` (its model names, the 
 first), ``DEFAULT_EPOCHS`` (model -> epochs, None for demos that do not train) and
 ``run(config: DemoConfig) -> dict``. This command resolves the options, times the run, and
 prints either a short summary or, with ``--json``, exactly one JSON object on stdout (progress
-and anything else the run prints go to stderr).
+and anything else the run prints go to stderr). ``seconds`` is wall time; ``cpu_seconds`` is
+the CPU time of the process (all its threads), which says more on a shared machine.
 
 Exit status: 0 on success; 2 for an option that does not fit the demo or missing data (the
 message says how to install it); 1 for a data file that is present but unreadable.
@@ -72,10 +73,11 @@ def _demo_config(module: Any, args: argparse.Namespace) -> DemoConfig:
 
 
 def _summary(result: dict[str, Any]) -> str:
-    lines = [f"{result['demo']} ({result['model']}): {result['seconds']:.1f} s"
-             + (f", {result['epochs']} epochs" if result["epochs"] else "")]
+    lines = [f"{result['demo']} ({result['model']}): {result['seconds']:.1f} s "
+             f"({result['cpu_seconds']:.1f} s CPU)"
+             + (f", epochs: {result['epochs']}" if result["epochs"] else "")]
     for key, value in result.items():
-        if key in ("demo", "model", "epochs", "seconds", "figures", "history"):
+        if key in ("demo", "model", "epochs", "seconds", "cpu_seconds", "figures", "history"):
             continue
         if isinstance(value, float):
             value = f"{value:.4f}"
@@ -90,11 +92,11 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(DEMOS[args.name][0])
     try:
         config = _demo_config(module, args)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         # Whatever the run prints (the engine's progress bars) must not pollute the JSON.
         with contextlib.redirect_stdout(sys.stderr):
             fields = module.run(config)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     except (DemoError, DataUnavailableError) as exc:
         print(f"urgence demo {args.name}: {exc}", file=sys.stderr)
         return 2
@@ -102,6 +104,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"urgence demo {args.name}: unreadable data: {exc}", file=sys.stderr)
         return 1
     result = {"demo": args.name, "model": config.model, "epochs": config.epochs,
-              "seconds": round(seconds, 2), **fields}
+              "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), **fields}
     print(json.dumps(result, ensure_ascii=False) if args.json else _summary(result))
     return 0

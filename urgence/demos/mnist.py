@@ -1,8 +1,9 @@
 """The seed's handwritten digits (MNIST): its one softmax layer, then an MLP and a CNN.
 
-The seed trained one softmax layer for 100 full-batch epochs: 91.5% train, 91.3% test. Here
-every model trains on mini-batches with Adam and a cosine-decayed learning rate;
-the CNN also sees each digit randomly shifted by up to 2 pixels every epoch.
+The seed trained one softmax layer for 100 full-batch epochs (SGD, learning rate 0.5,
+momentum 0.5): 91.5% train, 91.3% test. ``--model seed`` repeats exactly that schedule with
+the engine. The other models train on mini-batches with Adam and a cosine-decayed learning
+rate; the CNN also sees each digit randomly shifted by up to 2 pixels every epoch.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ def _cnn() -> list:
             Flatten(), Dense(128, activation="relu"), Dropout(0.3), Dense(10), Softmax()]
 
 
+def _seed_sgd(steps: int) -> Any:
+    from urgence.nn.optimizers import SGD
+
+    return SGD(0.5, momentum=0.5)
+
+
 RECIPES: dict[str, Recipe] = {
     "softmax": Recipe("one softmax layer (the seed's), Adam", _softmax,
                       adam_with_cosine_decay(0.01), batch_size=128, epochs=5),
@@ -42,6 +49,8 @@ RECIPES: dict[str, Recipe] = {
     "cnn": Recipe("conv 16x5x5, pool, conv 32x5x5, pool, dense 128, dropout 0.3; Adam, "
                   "random shifts of 2 px", _cnn, adam_with_cosine_decay(2e-3),
                   batch_size=128, epochs=12, shift=2),
+    "seed": Recipe("one softmax layer, the seed's training: full batch, SGD lr 0.5 momentum 0.5",
+                   _softmax, _seed_sgd, batch_size=60_000, epochs=100),
 }
 MODELS: tuple[str, ...] = tuple(RECIPES)
 DEFAULT_EPOCHS: dict[str, int | None] = {name: recipe.epochs for name, recipe in RECIPES.items()}
