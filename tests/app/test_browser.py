@@ -119,9 +119,11 @@ def test_live_example_call_on_the_shipped_model(tmp_path, shipped_model, expecte
     call_wav = tmp_path / name  # 16 kHz: the examples are 8 kHz telephone audio
     sf.write(call_wav, load_audio(EXAMPLES / name), RATE, subtype="PCM_16")
     app = create_app(shipped_model, data_dir=tmp_path / "data")
+    screenshot = tmp_path / "console.png"  # how docs/console.png is made
     with ServerThread(app) as server:
         live_call_in_browser(server.url + "/", call_wav, tmp_path / "profile",
-                             service="18", keyword="incendie")
+                             service="18", keyword="incendie", screenshot=screenshot)
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
 
 
 def test_enrolment_page_records_a_take(tmp_path):
