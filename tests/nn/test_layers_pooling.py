@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import pad_for_oracle
+from .conftest import pad_for_oracle
 
 from urgence.nn.gradcheck import check_layer_gradients
 from urgence.nn.layers import AvgPool2D, GlobalAveragePooling2D, LayerError, MaxPool2D
