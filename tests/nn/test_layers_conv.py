@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from .conftest import pad_for_oracle
 
 from urgence.nn.gradcheck import check_layer_gradients
 from urgence.nn.layers import Conv2D, DepthwiseConv2D, LayerError, MaxPool2D
+
+from .conftest import pad_for_oracle
 
 GEOMETRIES = [
     # (input (C, H, W), kernel, strides, padding)
