@@ -64,3 +64,20 @@ def test_unknown_demo_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "cifar"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["activations", "--epochs", "3"], "does not train"),
+    (["xor", "--limit", "10"], "reads no data set"),
+    (["convolution", "--data", "x.pkl.gz"], "reads no data set"),
+])
+def test_options_that_do_not_apply_exit_2(capsys, tmp_path, argv, message):
+    assert main(["demo", *argv, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_output_folder_exits_1(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["demo", "activations", "--quiet", "--out", str(blocker / "figures")]) == 1
+    assert "cannot write figures" in capsys.readouterr().err

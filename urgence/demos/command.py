@@ -1,14 +1,16 @@
 """``urgence demo NAME``: run one of the seed project's experiments, reproduced and beaten.
 
 Each demo is a module of this package exposing ``MODELS`` (its model names, the default
-first), ``DEFAULT_EPOCHS`` (model -> epochs, None for demos that do not train) and
+first), ``DEFAULT_EPOCHS`` (model -> epochs, None for demos that do not train),
+``DATA_SET`` for the demos that read one (``--limit`` and ``--data`` apply to those only) and
 ``run(config: DemoConfig) -> dict``. This command resolves the options, times the run, and
 prints either a short summary or, with ``--json``, exactly one JSON object on stdout (progress
 and anything else the run prints go to stderr). ``seconds`` is wall time; ``cpu_seconds`` is
 the CPU time of the process (all its threads), which says more on a shared machine.
 
 Exit status: 0 on success; 2 for an option that does not fit the demo or missing data (the
-message says how to install it); 1 for a data file that is present but unreadable.
+message says how to install it); 1 for a data file that is present but unreadable, or
+figures that cannot be written.
 """
 
 from __future__ import annotations
@@ -63,9 +65,15 @@ def _demo_config(module: Any, args: argparse.Namespace) -> DemoConfig:
     if model not in module.MODELS:
         raise DemoError(f"demo {args.name} has no model {model!r}; choose from "
                         f"{', '.join(module.MODELS)}")
-    epochs = module.DEFAULT_EPOCHS[model] if args.epochs is None else args.epochs
-    if epochs is not None and epochs < 1:
-        raise DemoError(f"--epochs must be at least 1, got {epochs}")
+    epochs = module.DEFAULT_EPOCHS[model]
+    if args.epochs is not None:
+        if epochs is None:
+            raise DemoError(f"demo {args.name} does not train: --epochs does not apply")
+        if args.epochs < 1:
+            raise DemoError(f"--epochs must be at least 1, got {args.epochs}")
+        epochs = args.epochs
+    if getattr(module, "DATA_SET", None) is None and (args.limit or args.data):
+        raise DemoError(f"demo {args.name} reads no data set: --limit and --data do not apply")
     if args.limit is not None and args.limit < 1:
         raise DemoError(f"--limit must be at least 1, got {args.limit}")
     return DemoConfig(model=model, epochs=epochs, seed=args.seed, out=args.out,
@@ -102,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except DataFormatError as exc:
         print(f"urgence demo {args.name}: unreadable data: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # figures: --out not writable, disk full
+        print(f"urgence demo {args.name}: cannot write figures: {exc}", file=sys.stderr)
         return 1
     result = {"demo": args.name, "model": config.model, "epochs": config.epochs,
               "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), **fields}

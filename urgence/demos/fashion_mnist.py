@@ -47,9 +47,10 @@ RECIPES: dict[str, Recipe] = {
                   "dropout 0.2; Adam, random mirror", _cnn, adam_with_cosine_decay(3e-3),
                   batch_size=128, epochs=12, flip=True),
 }
+DATA_SET = "fashion-mnist"
 MODELS: tuple[str, ...] = tuple(RECIPES)
 DEFAULT_EPOCHS: dict[str, int | None] = {name: recipe.epochs for name, recipe in RECIPES.items()}
 
 
 def run(config: DemoConfig) -> dict[str, Any]:
-    return run_image_demo(config, "fashion-mnist", RECIPES, "Fashion-MNIST")
+    return run_image_demo(config, DATA_SET, RECIPES, "Fashion-MNIST")

@@ -52,9 +52,10 @@ RECIPES: dict[str, Recipe] = {
     "seed": Recipe("one softmax layer, the seed's training: full batch, SGD lr 0.5 momentum 0.5",
                    _softmax, _seed_sgd, batch_size=60_000, epochs=100),
 }
+DATA_SET = "mnist"
 MODELS: tuple[str, ...] = tuple(RECIPES)
 DEFAULT_EPOCHS: dict[str, int | None] = {name: recipe.epochs for name, recipe in RECIPES.items()}
 
 
 def run(config: DemoConfig) -> dict[str, Any]:
-    return run_image_demo(config, "mnist", RECIPES, "MNIST")
+    return run_image_demo(config, DATA_SET, RECIPES, "MNIST")
