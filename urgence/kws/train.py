@@ -75,7 +75,7 @@ class TrainConfig:
     select_on: str = "val"  # "val" (corpus validation split) or "clips" (validation_clips)
     # keyword data budget (transfer experiments): keyword clips from at most this many
     # voices, and at most this many clean clips (each with its augmented copies) per voice
-    # and keyword; the seed had 3 speakers x 6 clips. Unknown and silence rows are kept.
+    # and keyword; the seed had 3 speakers x 6 clips. See keyword_budget.
     keyword_voices: int | None = None
     clips_per_voice_keyword: int | None = None
     max_train: int | None = None  # cap on training rows (tests, data-size experiments)
@@ -136,7 +136,8 @@ def keyword_budget(
 ) -> np.ndarray:
     """Sorted row indices within a keyword data budget: keyword rows from at most ``voices``
     voices (chosen at random) and ``clips_per_voice`` clips (all rows of a clip kept
-    together) per voice and keyword; rows of the rejection classes are all kept."""
+    together) per voice and keyword; each rejection class keeps as many rows (at random)
+    as a keyword class has on average."""
     is_keyword = np.isin(y, [LABELS.index(k) for k in KEYWORDS])
     allowed = set(np.unique(speakers[is_keyword]))
     if voices is not None:
@@ -150,16 +151,20 @@ def keyword_budget(
         for clips in by_pair.values():
             unique = sorted(set(clips))
             chosen_clips.update(rng.permutation(unique)[:clips_per_voice].tolist())
-    keep = [
+    keyword_rows = [
         i
-        for i in range(len(y))
-        if not is_keyword[i]
-        or (
-            speakers[i] in allowed
-            and (clips_per_voice is None or int(clip_ids[i]) in chosen_clips)
-        )
+        for i in np.flatnonzero(is_keyword)
+        if speakers[i] in allowed
+        and (clips_per_voice is None or int(clip_ids[i]) in chosen_clips)
     ]
-    return np.asarray(keep, dtype=np.int64)
+    # the rejection classes shrink with the budget, to as many rows per class as the
+    # keywords have (else a small budget drowns in unknown words)
+    per_class = len(keyword_rows) / max(len(np.unique(y[is_keyword])), 1)
+    rejection_rows = []
+    for label in np.unique(y[~is_keyword]):
+        rows = np.flatnonzero(y == label)
+        rejection_rows += rng.permutation(rows)[: max(1, round(per_class))].tolist()
+    return np.sort(np.asarray(keyword_rows + rejection_rows, dtype=np.int64))
 
 
 def load_task(config: TrainConfig, rng: np.random.Generator) -> TaskData:
