@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/setup.sh scripts/setup-system.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/urgence demo xor
+	$(VENV)/bin/urgence triage examples/*.wav
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check urgence tests benchmarks
