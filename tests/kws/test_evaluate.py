@@ -69,14 +69,18 @@ def test_score_clips_averages_in_one_batched_call(rng):
     assert decide(probs, LABELS) == ["malaise", "malaise"]
 
 
-def test_thresholds_turn_a_weak_keyword_into_unknown():
-    probs = np.zeros((2, len(LABELS)), dtype=np.float32)
-    probs[0, LABELS.index("gaz")] = 0.55
+def test_thresholds_follow_the_detector_rule():
+    probs = np.zeros((3, len(LABELS)), dtype=np.float32)
+    probs[0, LABELS.index("gaz")] = 0.55  # wins, but below its threshold
     probs[0, LABELS.index(UNKNOWN)] = 0.45
     probs[1, LABELS.index("gaz")] = 0.95
     probs[1, LABELS.index(UNKNOWN)] = 0.05
-    assert decide(probs, LABELS, {"gaz": 0.6}) == [UNKNOWN, "gaz"]
-    assert forced_keyword_choice(probs, LABELS) == ["gaz", "gaz"]
+    probs[2, LABELS.index("vol")] = 0.40  # loses to unknown, but reaches its threshold
+    probs[2, LABELS.index(UNKNOWN)] = 0.60
+    thresholds = {"gaz": 0.6, "vol": 0.35}
+    assert decide(probs, LABELS, thresholds) == [UNKNOWN, "gaz", "vol"]
+    assert decide(probs, LABELS) == ["gaz", "gaz", UNKNOWN]  # arg-max without thresholds
+    assert forced_keyword_choice(probs, LABELS) == ["gaz", "gaz", "vol"]
 
 
 def test_report_counts_precision_recall_and_false_accepts():

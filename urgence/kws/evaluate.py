@@ -202,15 +202,22 @@ def degrade(
 def decide(
     probs: np.ndarray, labels: Sequence[str], thresholds: dict[str, float] | None = None
 ) -> list[str]:
-    """The label each row answers: the arg-max, or ``_unknown_`` when a keyword wins below
-    its threshold (the model's per-keyword operating point)."""
-    thresholds = thresholds or {}
+    """The label each row answers.
+
+    Without thresholds: the arg-max. With the model's per-keyword thresholds, the rule of
+    the streaming detector: the most probable keyword if its posterior reaches its
+    threshold (whatever ``_unknown_`` scores), else the most probable rejection class."""
+    if not thresholds:
+        return [labels[int(row.argmax())] for row in probs]
+    keyword_columns = [i for i, label in enumerate(labels) if label in KEYWORDS]
+    other_columns = [i for i, label in enumerate(labels) if label not in KEYWORDS]
     answers = []
     for row in probs:
-        best = labels[int(row.argmax())]
-        if best in KEYWORDS and row.max() < thresholds.get(best, 0.0):
-            best = UNKNOWN
-        answers.append(best)
+        best = keyword_columns[int(row[keyword_columns].argmax())]
+        if row[best] >= thresholds.get(labels[best], 1.0) or not other_columns:
+            answers.append(labels[best])
+        else:
+            answers.append(labels[other_columns[int(row[other_columns].argmax())]])
     return answers
 
 
