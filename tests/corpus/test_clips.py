@@ -82,3 +82,18 @@ def test_int16_round_trip_is_close():
     stored = to_int16(clips)
     assert stored.dtype == np.int16
     assert np.abs(from_int16(stored) - clips).max() < 1e-4
+
+
+def test_context_clip_keeps_the_neighbouring_words(rng):
+    from urgence.corpus.clips import CLIP_SAMPLES, context_clip, cut_word
+    from urgence.corpus.synth import synthesize
+
+    speech = synthesize("il y a un incendie dans la cuisine", voice="fr+m3")
+    clip = context_clip(speech, "incendie", rng=rng)
+    assert clip.shape == (CLIP_SAMPLES,) and clip.dtype == np.float32
+    word = cut_word(speech, "incendie")
+    # the whole word is inside the window...
+    energy_word = float(np.sum(word.astype(np.float64) ** 2))
+    assert float(np.sum(clip.astype(np.float64) ** 2)) >= 0.95 * energy_word
+    # ...and so is speech of its neighbours: the window holds more than the word alone
+    assert float(np.sum(clip.astype(np.float64) ** 2)) > 1.05 * energy_word

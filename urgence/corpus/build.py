@@ -8,8 +8,9 @@ every file is written atomically. The per-split feature caches are assembled at 
 
 Sources and labels:
 
-- espeak-ng, every French voice variant: keywords spoken alone (``espeak-isolated``) and cut
-  out of carrier phrases (``espeak-phrase``); `_unknown_` words alone or cut out of generic
+- espeak-ng, every French voice variant: keywords spoken alone (``espeak-isolated``), cut
+  out of carrier phrases (``espeak-phrase``) or kept with the 1 s of the phrase around them
+  (``espeak-context``, neighbouring words included); `_unknown_` words alone or cut out of generic
   phrases (``espeak-unknown``, a third of them sound-alikes of the keywords) and 1 s windows
   of sentences of random words (``espeak-running``).
 - Speech Commands (real English speakers): `_unknown_` (``speech-commands``).
@@ -36,7 +37,14 @@ from urgence.audio import augment
 from urgence.audio.features import FeatureConfig, log_mel
 from urgence.audio.io import AudioError, load_audio
 from urgence.corpus import phrases, recordings
-from urgence.corpus.clips import CLIP_SAMPLES, ClipError, cut_word, make_clip, to_int16
+from urgence.corpus.clips import (
+    CLIP_SAMPLES,
+    ClipError,
+    context_clip,
+    cut_word,
+    make_clip,
+    to_int16,
+)
 from urgence.corpus.dataset import read_npz, save_npz_atomically
 from urgence.corpus.splits import SPLITS, split_of
 from urgence.corpus.synth import SynthesisError, french_voices, synthesize
@@ -52,6 +60,10 @@ PITCH_RANGE_RANGE = (10, 90)
 SOUND_ALIKE_SHARE = 0.35
 # share of espeak `_unknown_` clips that are windows of running speech rather than one word
 RUNNING_SPEECH_SHARE = 0.3
+# share of keyword phrases kept as the 1 s around the keyword, neighbouring words included
+# (a call's windows never hold a keyword in silence; trained on words in silence only, the
+# model answered `_unknown_` to keywords in running speech)
+CONTEXT_SHARE = 0.5
 # augmentation: noise SNR range for training copies, and for the one val/test copy
 TRAIN_SNR_DB = (0.0, 30.0)
 EVAL_SNR_DB = (5.0, 25.0)
@@ -65,7 +77,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -255,11 +267,17 @@ def _espeak_clips(
     speaker = f"espeak:{voice}"
     split = split_of(speaker, holdout=config.holdout)
 
-    def attempt(text: str, target: str | None, label: str, source: str) -> None:
+    def attempt(
+        text: str, target: str | None, label: str, source: str, context: bool = False
+    ) -> None:
         try:
             speech = synthesize(text, voice=voice, **_espeak_settings(rng))
-            word = speech.samples if target is None else cut_word(speech, target)
-            batch.add(make_clip(word, rng=rng), label, speaker, source, text, split)
+            if context:
+                clip = context_clip(speech, target, rng=rng)
+            else:
+                word = speech.samples if target is None else cut_word(speech, target)
+                clip = make_clip(word, rng=rng)
+            batch.add(clip, label, speaker, source, text, split)
         except (ClipError, SynthesisError):
             pass  # a word too long at this rate, or a voice that fails: one clip fewer
 
@@ -267,7 +285,11 @@ def _espeak_clips(
         for _ in range(config.isolated_per_keyword):
             attempt(keyword, None, keyword, "espeak-isolated")
         for _ in range(config.phrase_per_keyword):
-            attempt(phrases.keyword_phrase(keyword, rng), keyword, keyword, "espeak-phrase")
+            text = phrases.keyword_phrase(keyword, rng)
+            if rng.random() < CONTEXT_SHARE:
+                attempt(text, keyword, keyword, "espeak-context", context=True)
+            else:
+                attempt(text, keyword, keyword, "espeak-phrase")
     for _ in range(config.unknown_per_voice):
         if rng.random() < RUNNING_SPEECH_SHARE:
             text = " ".join(rng.choice(vocabulary, int(rng.integers(4, 8))))

@@ -22,26 +22,36 @@ class ClipError(ValueError):
     """A clip cannot be made from this audio (no speech, word too long, word not found)."""
 
 
-def trim_silence(
+def speech_bounds(
     y: np.ndarray, *, threshold_db: float = -35.0, margin_s: float = 0.02
-) -> np.ndarray:
-    """Drop leading and trailing frames quieter than ``threshold_db`` below the loudest
-    10 ms frame, keeping ``margin_s`` of context on each side.
-
-    y: (n,) float32 at 16 kHz. Returns a (m,) float32 view, m <= n; empty if ``y`` is silent.
-    """
+) -> tuple[int, int]:
+    """(start, end) sample indices of ``y`` without its leading and trailing frames quieter
+    than ``threshold_db`` below the loudest 10 ms frame, keeping ``margin_s`` on each side;
+    (0, 0) if ``y`` is silent. y: (n,) float32 at 16 kHz."""
     y = np.asarray(y, dtype=np.float32)
     n_frames = len(y) // _FRAME
     if n_frames == 0:
-        return y[:0] if not np.any(y) else y
+        return (0, len(y)) if np.any(y) else (0, 0)
     energy = np.sqrt(np.mean(y[: n_frames * _FRAME].reshape(n_frames, _FRAME) ** 2, axis=1))
     peak = energy.max()
     if peak <= 1e-5:
-        return y[:0]
+        return 0, 0
     loud = np.flatnonzero(energy >= peak * 10 ** (threshold_db / 20))
     margin = round(margin_s * SAMPLE_RATE)
     start = max(loud[0] * _FRAME - margin, 0)
     end = min((loud[-1] + 1) * _FRAME + margin, len(y))
+    return int(start), int(end)
+
+
+def trim_silence(
+    y: np.ndarray, *, threshold_db: float = -35.0, margin_s: float = 0.02
+) -> np.ndarray:
+    """``y`` without its silent ends (see ``speech_bounds``).
+
+    y: (n,) float32 at 16 kHz. Returns a (m,) float32 view, m <= n; empty if ``y`` is silent.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    start, end = speech_bounds(y, threshold_db=threshold_db, margin_s=margin_s)
     return y[start:end]
 
 
@@ -111,6 +121,27 @@ def make_clip(word: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     if len(trimmed) < _FRAME * 5:
         raise ClipError("less than 50 ms of speech")
     return place_in_window(fit_length(trimmed), rng=rng)
+
+
+def context_clip(speech: Speech, target: str, *, rng: np.random.Generator) -> np.ndarray:
+    """The 1 s of a phrase around ``target``, neighbouring words included, with the word at
+    a random offset: what the streaming detector's windows see in a call, where a keyword
+    is never surrounded by silence. A word longer than the window gives the window centred
+    on it. Returns (CLIP_SAMPLES,) float32 (zero-padded at the ends of the phrase)."""
+    start_s, end_s, _, _ = word_span(speech, target)
+    start, end = round(start_s * SAMPLE_RATE), round(end_s * SAMPLE_RATE)
+    # espeak's span ends at the next word's start: drop the pause it may hold
+    first, last = speech_bounds(speech.samples[start:end])
+    if last - first < _FRAME * 5:
+        raise ClipError(f"{target!r}: less than 50 ms of speech")
+    word_start, word_length = start + first, last - first
+    slack = CLIP_SAMPLES - word_length
+    lead = int(rng.integers(0, slack + 1)) if slack > 0 else slack // 2
+    padded = np.concatenate(
+        [np.zeros(CLIP_SAMPLES, np.float32), speech.samples, np.zeros(CLIP_SAMPLES, np.float32)]
+    )
+    begin = word_start - lead + CLIP_SAMPLES
+    return np.array(padded[begin : begin + CLIP_SAMPLES], dtype=np.float32)
 
 
 def to_int16(clips: np.ndarray) -> np.ndarray:
