@@ -141,30 +141,51 @@ def score_call(call, emitted, tally: Tally) -> None:
 
 
 def false_alarms_on_speech(model, folder: Path) -> dict[str, Any]:
-    """Detections on every *.wav under ``folder`` (speech that holds no keyword)."""
+    """Detections on every *.wav under ``folder`` (speech that holds no keyword).
+
+    The corpus trains its `_unknown_` class on some of the Asterisk prompts (those whose id
+    ``asterisk:<folder>/<name>`` falls in the ``train`` split): ``held_out`` counts only the
+    others, which no model has heard."""
     from urgence.audio.io import AudioError, load_audio
+    from urgence.corpus.splits import split_of
     from urgence.kws.detector import detect
 
     paths = sorted(folder.rglob("*.wav"))
+    rate = model.feature_config.sample_rate
     seconds, heard, unreadable = 0.0, Counter(), 0
+    held_seconds, held_heard, held_files = 0.0, Counter(), 0
     for path in paths:
         try:
-            samples = load_audio(path, sr=model.feature_config.sample_rate)
+            samples = load_audio(path, sr=rate)
         except AudioError:
             unreadable += 1
             continue
-        seconds += samples.shape[0] / model.feature_config.sample_rate
-        heard.update(d.keyword for d in detect(model, samples))
-    hours = seconds / 3600
-    total = sum(heard.values())
+        found = Counter(d.keyword for d in detect(model, samples))
+        seconds += samples.shape[0] / rate
+        heard.update(found)
+        if split_of(f"asterisk:{path.parent.name}/{path.stem}") != "train":
+            held_files += 1
+            held_seconds += samples.shape[0] / rate
+            held_heard.update(found)
+
+    def per_hour(count: int, secs: float) -> float | None:
+        return round(count / (secs / 3600), 2) if secs else None
+
+    total, held_total = sum(heard.values()), sum(held_heard.values())
     return {
         "folder": str(folder),
         "files": len(paths) - unreadable,
         "unreadable": unreadable,
         "minutes": round(seconds / 60, 1),
         "false_alarms": total,
-        "false_alarms_per_hour": round(total / hours, 2) if hours else None,
+        "false_alarms_per_hour": per_hour(total, seconds),
         "keywords": dict(heard.most_common()),
+        "held_out": {
+            "files": held_files,
+            "minutes": round(held_seconds / 60, 1),
+            "false_alarms": held_total,
+            "false_alarms_per_hour": per_hour(held_total, held_seconds),
+        },
     }
 
 
@@ -264,6 +285,12 @@ def print_report(result: dict[str, Any]) -> None:
             f"false alarms, real speech without keyword ({speech['files']} files, "
             f"{speech['minutes']} min): {speech['false_alarms']} = "
             f"{speech['false_alarms_per_hour']} /h  target <= 1/h  {speech['keywords']}"
+        )
+    if speech:
+        held = speech["held_out"]
+        print(
+            f"  of which never trained on ({held['files']} files, {held['minutes']} min): "
+            f"{held['false_alarms']} = {held['false_alarms_per_hour']} /h"
         )
     print(f"false alarms per hour, all speech without keyword: {result['false_alarms_per_hour']}")
     print(f"stray detections in all calls: {result['stray_detections']}")
