@@ -5,10 +5,10 @@ from urgence.corpus.clips import (
     CLIP_SAMPLES,
     ClipError,
     cut_word,
-    fit_length,
     from_int16,
     make_clip,
     place_in_window,
+    squeeze_to_fit,
     to_int16,
     trim_silence,
     word_span,
@@ -45,11 +45,11 @@ def test_place_in_window_keeps_the_word_inside_at_varying_offsets():
 
 
 def test_fit_length_speeds_up_slightly_long_words_and_refuses_very_long_ones():
-    fitted = fit_length(_tone(1.2))
+    fitted = squeeze_to_fit(_tone(1.2))
     assert len(fitted) <= CLIP_SAMPLES and len(fitted) > 0.95 * CLIP_SAMPLES
-    assert len(fit_length(_tone(0.5))) == 8000
+    assert len(squeeze_to_fit(_tone(0.5))) == 8000
     with pytest.raises(ClipError):
-        fit_length(_tone(2.0))
+        squeeze_to_fit(_tone(2.0))
 
 
 def test_cut_word_from_a_phrase_has_the_right_length_and_energy():

@@ -55,7 +55,7 @@ def trim_silence(
     return y[start:end]
 
 
-def fit_length(y: np.ndarray, max_samples: int = CLIP_SAMPLES) -> np.ndarray:
+def squeeze_to_fit(y: np.ndarray, max_samples: int = CLIP_SAMPLES) -> np.ndarray:
     """``y`` unchanged if it fits in ``max_samples``, else sped up (resampled, so pitch rises
     slightly) to fit when that needs at most ``MAX_SPEEDUP``. Raises ClipError otherwise.
 
@@ -75,7 +75,7 @@ def place_in_window(
 ) -> np.ndarray:
     """Put the word ``y`` at a uniformly random offset inside a zero window of ``length``.
 
-    y: (n,) float32 with n <= length (see ``fit_length``). Returns (length,) float32."""
+    y: (n,) float32 with n <= length (see ``squeeze_to_fit``). Returns (length,) float32."""
     if len(y) > length:
         raise ClipError(f"{len(y)} samples do not fit in a window of {length}")
     window = np.zeros(length, dtype=np.float32)
@@ -120,7 +120,7 @@ def make_clip(word: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     trimmed = trim_silence(word)
     if len(trimmed) < _FRAME * 5:
         raise ClipError("less than 50 ms of speech")
-    return place_in_window(fit_length(trimmed), rng=rng)
+    return place_in_window(squeeze_to_fit(trimmed), rng=rng)
 
 
 def context_clip(speech: Speech, target: str, *, rng: np.random.Generator) -> np.ndarray:

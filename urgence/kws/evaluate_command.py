@@ -76,13 +76,13 @@ def _condition(args: argparse.Namespace) -> str:
 def _degrade(args: argparse.Namespace, clips: list) -> list:
     import numpy as np
 
-    from urgence.audio.augment import load_noises
+    from urgence.corpus.recordings import load_noise
     from urgence.kws.evaluate import degrade
 
     noises = []
     if args.snr_db is not None:
-        # the second half of each recording: the corpus trains on first halves only
-        noises = [n[len(n) // 2 :] for n in load_noises(args.noise_dir)]
+        # the validation halves: the corpus trains on the other halves only
+        noises = [halves[1] for halves in load_noise(args.noise_dir).values()]
     rng = np.random.default_rng(args.seed)
     return degrade(clips, rng=rng, noises=noises, snr_db=args.snr_db, telephone=args.telephone)
 
@@ -90,6 +90,7 @@ def _degrade(args: argparse.Namespace, clips: list) -> list:
 def run(args: argparse.Namespace) -> int:
     from urgence.audio.io import AudioError
     from urgence.corpus.dataset import DatasetError, load_clips, load_split
+    from urgence.corpus.recordings import CorpusSourceError
     from urgence.corpus.vocabulary import LABELS
     from urgence.kws.evaluate import (
         ClipClassifier,
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             probs = score_clips(model, samples)
             true, groups = clips.labels, clips.groups
             title = f"{args.model} on {data}" + (f" ({_condition(args)})" if degraded else "")
-    except (DatasetError, FileNotFoundError, AudioError) as exc:
+    except (DatasetError, FileNotFoundError, AudioError, CorpusSourceError) as exc:
         print(f"urgence evaluate: {exc}", file=sys.stderr)
         return 2
     report = evaluate_probs(probs, true, labels=labels, thresholds=thresholds, groups=groups)
