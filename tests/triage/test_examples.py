@@ -34,7 +34,25 @@ def shipped_model():
     return KeywordModel.load(SHIPPED)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+# What the shipped model (models/kws, 2026-11-30) gets wrong on these calls, measured and
+# reported in docs/MODEL_CARD.md. strict: when a retrained model gets one right, the test
+# fails until this list is updated, so the list cannot go stale.
+KNOWN_MISSES = {
+    "appel-gaz.wav": "« gaz » not heard: the call goes to the operator",
+    "appel-incendie.wav": "« incendie » not heard: the call goes to the operator",
+    "appel-incendie-brulure.wav": "only « incendie » heard: 18 without 15",
+}
+
+
+def _case(name):
+    if name in KNOWN_MISSES:
+        return pytest.param(
+            name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[name])
+        )
+    return name
+
+
+@pytest.mark.parametrize("name", [_case(name) for name in sorted(EXPECTED)])
 def test_shipped_model_routes_each_example(shipped_model, name):
     result = triage_file(EXAMPLES / name, shipped_model)
     expected = EXPECTED[name]["services"]
@@ -44,3 +62,11 @@ def test_shipped_model_routes_each_example(shipped_model, name):
         assert set(expected) <= set(listed), result
     else:
         assert result["service"] is None, result
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_model_never_sends_an_example_to_a_wrong_service(shipped_model, name):
+    """A miss hands the call to the operator; it never routes it to a service it does not
+    need."""
+    result = triage_file(EXAMPLES / name, shipped_model)
+    assert result["service"] is None or result["service"] in EXPECTED[name]["services"], result
