@@ -172,7 +172,7 @@ def call_frames(path: Path) -> list[bytes]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--call", type=Path, default=REPO / "examples" / "appel-incendie.wav",
+    parser.add_argument("--call", type=Path, default=REPO / "examples" / "appel-cambriolage.wav",
                         help="the call every client sends (%(default)s)")
     parser.add_argument("--model", help="keyword model for the server (default: shipped)")
     parser.add_argument("--url", help="use this running console (http://127.0.0.1:PORT)")
