@@ -146,3 +146,15 @@ class WindowGeometry:
         images = grad_flat[:, :, :size].reshape(n, c, self.used_h, self.used_w)
         # Contiguous, so that the layers below see a plain memory order.
         return np.ascontiguousarray(self.unpad(images))
+
+
+def windowed_output_shape(
+    input_shape: tuple[int, ...], kernel: Pair, strides: Pair, padding: str, owner: str
+) -> tuple[int, int, int]:
+    """(C, H_out, W_out) of a window (convolution or pooling) over (C, H, W) inputs;
+    LayerError for inputs of another rank or a window that does not fit."""
+    if len(input_shape) != 3:
+        raise LayerError(f"{owner}: expects (N, C, H, W) inputs, got (N, {input_shape})")
+    c, h, w = input_shape
+    geometry = WindowGeometry((h, w), kernel, strides, padding, owner)
+    return c, geometry.out_h, geometry.out_w

@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 
 from urgence.nn.initializers import get_initializer, zeros
-from urgence.nn.layers._windows import WindowGeometry, as_pair, check_padding
+from urgence.nn.layers._windows import (
+    WindowGeometry,
+    as_pair,
+    check_padding,
+    windowed_output_shape,
+)
 from urgence.nn.layers.activation import ActivatedLayer
 from urgence.nn.layers.base import LayerError, Shape
 
@@ -42,15 +47,10 @@ class _WindowedConv(ActivatedLayer):
         raise NotImplementedError
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        if len(input_shape) != 3:
-            raise LayerError(
-                f"{type(self).__name__}: expects (N, C, H, W) inputs, got (N, {input_shape})"
-            )
-        c, h, w = input_shape
-        geometry = WindowGeometry(
-            (h, w), self.kernel_size, self.strides, self.padding, type(self).__name__
+        c, out_h, out_w = windowed_output_shape(
+            input_shape, self.kernel_size, self.strides, self.padding, type(self).__name__
         )
-        return (self._out_channels(c), geometry.out_h, geometry.out_w)
+        return (self._out_channels(c), out_h, out_w)
 
     def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
         super().build(input_shape, rng)

@@ -6,7 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from urgence.nn.layers._windows import WindowGeometry, as_pair, check_padding
+from urgence.nn.layers._windows import (
+    WindowGeometry,
+    as_pair,
+    check_padding,
+    windowed_output_shape,
+)
 from urgence.nn.layers.base import Layer, LayerError, Shape
 
 
@@ -28,15 +33,10 @@ class _Pool2D(Layer):
         self._geometry: WindowGeometry | None = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        if len(input_shape) != 3:
-            raise LayerError(
-                f"{type(self).__name__}: expects (N, C, H, W) inputs, got (N, {input_shape})"
-            )
-        c, h, w = input_shape
-        geometry = WindowGeometry(
-            (h, w), self.pool_size, self.strides, self.padding, type(self).__name__
+        c, out_h, out_w = windowed_output_shape(
+            input_shape, self.pool_size, self.strides, self.padding, type(self).__name__
         )
-        return (c, geometry.out_h, geometry.out_w)
+        return (c, out_h, out_w)
 
     def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
         super().build(input_shape, rng)
