@@ -97,3 +97,29 @@ def test_context_clip_keeps_the_neighbouring_words(rng):
     assert float(np.sum(clip.astype(np.float64) ** 2)) >= 0.95 * energy_word
     # ...and so is speech of its neighbours: the window holds more than the word alone
     assert float(np.sum(clip.astype(np.float64) ** 2)) > 1.05 * energy_word
+
+
+def test_context_negative_holds_the_neighbours_but_not_the_word():
+    from urgence.corpus.clips import CLIP_SAMPLES, context_negative, word_span
+    from urgence.corpus.synth import SAMPLE_RATE, synthesize
+
+    speech = synthesize("il y a un incendie dans la cuisine de ma voisine", voice="fr+m3")
+    start_s, end_s, _, _ = word_span(speech, "incendie")
+    word = speech.samples[round(start_s * SAMPLE_RATE) : round(end_s * SAMPLE_RATE)]
+    for seed in range(8):
+        clip = context_negative(speech, "incendie", rng=np.random.default_rng(seed))
+        assert clip.shape == (CLIP_SAMPLES,) and clip.dtype == np.float32
+        assert np.sqrt(np.mean(clip**2)) > 0.01  # speech, not silence
+        # no stretch of the word's samples appears in the window
+        probe = word[len(word) // 2 : len(word) // 2 + 400]
+        hits = np.lib.stride_tricks.sliding_window_view(clip, probe.size)
+        assert not np.any(np.all(hits == probe, axis=1))
+
+
+def test_context_negative_refuses_a_phrase_that_is_only_the_word():
+    from urgence.corpus.clips import ClipError, context_negative
+    from urgence.corpus.synth import synthesize
+
+    speech = synthesize("incendie", voice="fr+m3")
+    with pytest.raises(ClipError):
+        context_negative(speech, "incendie", rng=np.random.default_rng(0))

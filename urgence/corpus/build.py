@@ -11,8 +11,9 @@ Sources and labels:
 - espeak-ng, every French voice variant: keywords spoken alone (``espeak-isolated``), cut
   out of carrier phrases (``espeak-phrase``) or kept with the 1 s of the phrase around them
   (``espeak-context``, neighbouring words included); `_unknown_` words alone or cut out of generic
-  phrases (``espeak-unknown``, a third of them sound-alikes of the keywords) and 1 s windows
-  of sentences of random words (``espeak-running``).
+  phrases (``espeak-unknown``, a third of them sound-alikes of the keywords), 1 s windows
+  of sentences of random words (``espeak-running``), and 1 s of a keyword phrase that misses
+  the keyword (``espeak-neighbours``: its neighbouring words, the hardest negatives).
 - Speech Commands (real English speakers): `_unknown_` (``speech-commands``).
 - asterisk French prompts (one real speaker, telephone quality): `_unknown_` (``asterisk``).
 - background noise, train/val halves: `_silence_` (``noise``).
@@ -41,6 +42,7 @@ from urgence.corpus.clips import (
     CLIP_SAMPLES,
     ClipError,
     context_clip,
+    context_negative,
     cut_word,
     make_clip,
     to_int16,
@@ -59,7 +61,13 @@ PITCH_RANGE_RANGE = (10, 90)
 # share of espeak `_unknown_` clips drawn from the keywords' sound-alikes (hard negatives)
 SOUND_ALIKE_SHARE = 0.35
 # share of espeak `_unknown_` clips that are windows of running speech rather than one word
-RUNNING_SPEECH_SHARE = 0.3
+RUNNING_SPEECH_SHARE = 0.5
+# words per sentence of random words, and 1 s windows kept per sentence
+RUNNING_SPEECH_WORDS = (6, 13)
+RUNNING_SPEECH_WINDOWS = 2
+# share of keyword phrases that also give a `_unknown_` clip of their other words (corpus
+# v2 had none: in calls the model fired on the words around keywords, 30 false alarms /h)
+NEIGHBOURS_SHARE = 0.75
 # share of keyword phrases kept as the 1 s around the keyword, neighbouring words included
 # (a call's windows never hold a keyword in silence; trained on words in silence only, the
 # model answered `_unknown_` to keywords in running speech)
@@ -77,7 +85,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -95,7 +103,7 @@ class BuildConfig:
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one
     isolated_per_keyword: int = 3  # per voice and keyword
     phrase_per_keyword: int = 4  # per voice and keyword
-    unknown_per_voice: int = 10
+    unknown_per_voice: int = 24
     vocabulary_size: int = 5000
     speech_commands_clips: int = 600
     asterisk_clips: int = 400
@@ -268,7 +276,12 @@ def _espeak_clips(
     split = split_of(speaker, holdout=config.holdout)
 
     def attempt(
-        text: str, target: str | None, label: str, source: str, context: bool = False
+        text: str,
+        target: str | None,
+        label: str,
+        source: str,
+        context: bool = False,
+        neighbours: bool = False,
     ) -> None:
         try:
             speech = synthesize(text, voice=voice, **_espeak_settings(rng))
@@ -278,6 +291,9 @@ def _espeak_clips(
                 word = speech.samples if target is None else cut_word(speech, target)
                 clip = make_clip(word, rng=rng)
             batch.add(clip, label, speaker, source, text, split)
+            if neighbours:
+                clip = context_negative(speech, target, rng=rng)
+                batch.add(clip, UNKNOWN, speaker, "espeak-neighbours", text, split)
         except (ClipError, SynthesisError):
             pass  # a word too long at this rate, or a voice that fails: one clip fewer
 
@@ -286,18 +302,25 @@ def _espeak_clips(
             attempt(keyword, None, keyword, "espeak-isolated")
         for _ in range(config.phrase_per_keyword):
             text = phrases.keyword_phrase(keyword, rng)
-            if rng.random() < CONTEXT_SHARE:
-                attempt(text, keyword, keyword, "espeak-context", context=True)
-            else:
-                attempt(text, keyword, keyword, "espeak-phrase")
+            context = bool(rng.random() < CONTEXT_SHARE)
+            attempt(
+                text,
+                keyword,
+                keyword,
+                "espeak-context" if context else "espeak-phrase",
+                context=context,
+                neighbours=bool(rng.random() < NEIGHBOURS_SHARE),
+            )
     for _ in range(config.unknown_per_voice):
         if rng.random() < RUNNING_SPEECH_SHARE:
-            text = " ".join(rng.choice(vocabulary, int(rng.integers(4, 8))))
+            text = " ".join(rng.choice(vocabulary, int(rng.integers(*RUNNING_SPEECH_WORDS))))
             try:
                 speech = synthesize(text, voice=voice, **_espeak_settings(rng))
             except SynthesisError:
                 continue
-            for window in recordings.speech_windows(speech.samples, rng=rng, max_windows=1):
+            for window in recordings.speech_windows(
+                speech.samples, rng=rng, max_windows=RUNNING_SPEECH_WINDOWS
+            ):
                 batch.add(window, UNKNOWN, speaker, "espeak-running", text, split)
             continue
         pool = alikes if rng.random() < SOUND_ALIKE_SHARE else vocabulary

@@ -144,6 +144,38 @@ def context_clip(speech: Speech, target: str, *, rng: np.random.Generator) -> np
     return np.array(padded[begin : begin + CLIP_SAMPLES], dtype=np.float32)
 
 
+def context_negative(
+    speech: Speech, target: str, *, rng: np.random.Generator, margin_s: float = 0.05
+) -> np.ndarray:
+    """1 s of the same phrase that holds none of ``target``: the words before or after it.
+
+    The hardest `_unknown_` material there is: the voice, the prosody and the neighbouring
+    words of a keyword clip, without the keyword. Trained on keyword phrases alone, the model
+    learnt that a phrase of this kind *is* a keyword and fired on its neighbours in calls.
+    Returns (CLIP_SAMPLES,) float32 (zero-padded beyond the phrase). Raises ClipError when
+    the phrase has no 200 ms of speech outside the word (with ``margin_s`` around it)."""
+    start_s, end_s, _, _ = word_span(speech, target)
+    start, end = round(start_s * SAMPLE_RATE), round(end_s * SAMPLE_RATE)
+    first, last = speech_bounds(speech.samples[start:end])
+    margin = round(margin_s * SAMPLE_RATE)
+    word_start, word_end = start + first - margin, start + last + margin
+    n = len(speech.samples)
+    # window starts (in the unpadded phrase) whose window misses the word entirely
+    ranges = [(-CLIP_SAMPLES + 1, word_start - CLIP_SAMPLES), (word_end, n - 1)]
+    padded = np.concatenate(
+        [np.zeros(CLIP_SAMPLES, np.float32), speech.samples, np.zeros(CLIP_SAMPLES, np.float32)]
+    )
+    for low, high in rng.permutation(np.array(ranges, dtype=np.int64)):
+        if high < low:
+            continue
+        begin = int(rng.integers(low, high + 1))
+        window = np.array(padded[begin + CLIP_SAMPLES : begin + 2 * CLIP_SAMPLES], np.float32)
+        begin_speech, end_speech = speech_bounds(window)
+        if end_speech - begin_speech >= SAMPLE_RATE // 5:
+            return window
+    raise ClipError(f"{target!r}: no 200 ms of speech outside the word")
+
+
 def to_int16(clips: np.ndarray) -> np.ndarray:
     """(N, n) float32 in [-1, 1] -> (N, n) int16 (clipped), for compact storage."""
     return np.round(np.clip(clips, -1.0, 32767 / 32768) * 32768).astype(np.int16)
