@@ -96,6 +96,41 @@ class WindowGeometry:
             for j in range(kw):
                 yield i, j, (rows, slice(j, j + (self.out_w - 1) * sw + 1, sw))
 
+    # -- the batch-last layout (C, H, W, N) ---------------------------------------------
+    # With the examples innermost, every window slice x[:, rows, cols, :] is made of runs of
+    # at least N contiguous values (out_w * N with stride 1), so im2col, col2im and pooling
+    # run NumPy's inner loops over long contiguous runs instead of rows of a few values.
+    # Layers hand such arrays on as (N, C, H, W) views (``x.transpose(3, 0, 1, 2)``).
+
+    def pad_batch_last(self, x: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """x: (N, C, H, W) -> (C, used_h, used_w, N) batch-last, padded with ``fill``.
+
+        A view when x already is batch-last in memory and needs no padding; otherwise one
+        copy into a new batch-last array."""
+        n, c, h, w = x.shape
+        batch_last = x.transpose(1, 2, 3, 0)
+        if not self.padded:
+            cropped = batch_last[:, : self.used_h, : self.used_w]
+            return cropped if is_batch_last(x) else np.ascontiguousarray(cropped)
+        (top, _), (left, _) = self.pads
+        out = np.full((c, self.used_h, self.used_w, n), fill, dtype=x.dtype)
+        h, w = min(h, self.used_h - top), min(w, self.used_w - left)
+        out[:, top : top + h, left : left + w] = batch_last[:, :h, :w]
+        return out
+
+    def unpad_batch_last(self, grad_padded: np.ndarray) -> np.ndarray:
+        """(C, used_h, used_w, N) gradient on the padded/cropped input -> (C, H, W, N)."""
+        (top, _), (left, _) = self.pads
+        h, w = self.hw
+        if not self.padded and (self.used_h, self.used_w) == (h, w):
+            return grad_padded
+        c, _, _, n = grad_padded.shape
+        out = np.zeros((c, h, w, n), dtype=grad_padded.dtype)
+        hh = min(h, self.used_h - top)
+        ww = min(w, self.used_w - left)
+        out[:, :hh, :ww] = grad_padded[:, top : top + hh, left : left + ww]
+        return out
+
     # -- the "flat" layout, for stride-1 windows ------------------------------------------
     # Each padded image (used_h, used_w) is stored as one row of used_h * used_w (+ kw - 1
     # spare) values. Kernel offset (i, j) then reads the contiguous run starting at
@@ -146,6 +181,11 @@ class WindowGeometry:
         images = grad_flat[:, :, :size].reshape(n, c, self.used_h, self.used_w)
         # Contiguous, so that the layers below see a plain memory order.
         return np.ascontiguousarray(self.unpad(images))
+
+
+def is_batch_last(x: np.ndarray) -> bool:
+    """True when the (N, C, H, W) array x is a view of batch-last (C, H, W, N) memory."""
+    return x.transpose(1, 2, 3, 0).flags.c_contiguous
 
 
 def windowed_output_shape(

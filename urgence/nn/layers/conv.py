@@ -14,6 +14,7 @@ from urgence.nn.layers._windows import (
     WindowGeometry,
     as_pair,
     check_padding,
+    is_batch_last,
     windowed_output_shape,
 )
 from urgence.nn.layers.activation import ActivatedLayer
@@ -93,12 +94,13 @@ class Conv2D(_WindowedConv):
     x: (N, C, H, W) float; W: (filters, C, kh, kw) float32; b: (filters,) float32;
     y: (N, filters, H_out, W_out), dtype of x.
 
-    Implementation: im2col into (C*kh*kw, N*H_out*W_out) by one strided copy per kernel
-    offset, then one GEMM for the whole batch (measured faster than per-example batched
-    matmuls); the output and the input gradient are returned as transposed views rather
-    than copied back to (N, C, ...) memory order. Backward scatters the column gradient with
-    one add per kernel offset (col2im), contiguous runs of the flat layout when the stride
-    is 1. A 1x1 stride-1 kernel needs no im2col: per-example matmuls on the input itself.
+    Implementation: the batch-last layout (C, H, W, N) (see ``_windows``). im2col copies
+    one (C, H_out, W_out, N) block per kernel offset into columns (C*kh*kw, H_out*W_out*N)
+    (runs of at least N contiguous values), then one GEMM for the whole batch gives the
+    output as (filters, H_out, W_out, N) memory, handed on as an (N, filters, ...) view,
+    which the next convolution or pooling reads without reordering. Backward: one GEMM
+    for the kernel gradient, one for the column gradient, and col2im as one add per
+    kernel offset. A 1x1 stride-1 kernel needs no im2col: one GEMM on the input itself.
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], **kwargs: Any) -> None:
@@ -107,6 +109,7 @@ class Conv2D(_WindowedConv):
             raise LayerError(f"Conv2D: filters must be a positive integer, got {filters!r}")
         self.filters = filters
         self._cols: np.ndarray | None = None
+        self._batch_last = False
 
     def _out_channels(self, in_channels: int) -> int:
         return self.filters
@@ -119,9 +122,8 @@ class Conv2D(_WindowedConv):
         return self.kernel_size == (1, 1) and self.strides == (1, 1)
 
     def _pre_activation(self, x: np.ndarray, training: bool) -> np.ndarray:
-        geometry = self._geometry
         n, c = x.shape[:2]
-        kh, kw = self.kernel_size
+        geometry = self._geometry
         oh, ow = geometry.out_h, geometry.out_w
         kernel = self.params["W"].reshape(self.filters, -1)
         if self._is_pointwise():
@@ -130,20 +132,109 @@ class Conv2D(_WindowedConv):
             # examples falls off BLAS in NumPy 2.x (measured 60x slower here).
             z = np.tensordot(kernel, self._cols, axes=([1], [1]))  # (filters, N, P)
             z = z.reshape(self.filters, n, oh, ow).transpose(1, 0, 2, 3)
+        elif self._use_batch_last(x):
+            self._batch_last = True
+            self._cols = self._batch_last_columns(x)  # (C*kh*kw, H_out*W_out*N)
+            z = (kernel @ self._cols).reshape(self.filters, oh, ow, n).transpose(3, 0, 1, 2)
         else:
-            # Columns (C*kh*kw, N*H_out*W_out): one GEMM for the whole batch, and the
-            # output (filters, N, H_out, W_out) is handed on as an (N, filters, ...) view.
-            padded = geometry.pad(x).transpose(1, 0, 2, 3)
-            cols = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
-            for i, j, window in geometry.offsets():
-                cols[:, i, j] = padded[(slice(None), slice(None), *window)]
-            cols = cols.reshape(c * kh * kw, n * oh * ow)
-            z = (kernel @ cols).reshape(self.filters, n, oh, ow).transpose(1, 0, 2, 3)
-            self._cols = cols.reshape(c * kh * kw, n, oh * ow).transpose(1, 0, 2)
+            self._batch_last = False
+            self._cols = self._channel_major_columns(x)  # (C*kh*kw, N*H_out*W_out)
+            z = (kernel @ self._cols).reshape(self.filters, n, oh, ow).transpose(1, 0, 2, 3)
         self._add_bias(z)
         return z
 
+    def _use_batch_last(self, x: np.ndarray) -> bool:
+        """Whether to work (and hand the output on) in the batch-last layout.
+
+        Yes when the input already is batch-last. Also for a single-channel input with
+        stride 1: the first layer of an image CNN, followed by pooling or 3x3 convolutions,
+        which read batch-last memory fastest. Otherwise channel-major (C, N, H, W): a
+        strided first layer such as the DS-CNN's feeds depthwise convolutions, which work
+        example by example and would pay for a transposing copy of a batch-last input.
+        """
+        return is_batch_last(x) or (x.shape[1] == 1 and self.strides == (1, 1))
+
+    def _batch_last_columns(self, x: np.ndarray) -> np.ndarray:
+        """im2col into (C*kh*kw, H_out*W_out*N): one copy of a (C, H_out, W_out, N) block
+        per kernel offset, runs of at least N contiguous values."""
+        geometry = self._geometry
+        n, c = x.shape[:2]
+        kh, kw = self.kernel_size
+        padded = geometry.pad_batch_last(x)  # (C, used_h, used_w, N)
+        cols = np.empty((c, kh, kw, geometry.out_h, geometry.out_w, n), dtype=x.dtype)
+        for i, j, window in geometry.offsets():
+            cols[:, i, j] = padded[(slice(None), *window)]
+        return cols.reshape(c * kh * kw, -1)
+
+    def _channel_major_columns(self, x: np.ndarray) -> np.ndarray:
+        """im2col into (C*kh*kw, N*H_out*W_out), one strided copy per kernel offset."""
+        geometry = self._geometry
+        n, c = x.shape[:2]
+        kh, kw = self.kernel_size
+        padded = geometry.pad(x).transpose(1, 0, 2, 3)
+        cols = np.empty((c, kh, kw, n, geometry.out_h, geometry.out_w), dtype=x.dtype)
+        for i, j, window in geometry.offsets():
+            cols[:, i, j] = padded[(slice(None), slice(None), *window)]
+        return cols.reshape(c * kh * kw, -1)
+
     def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if self._is_pointwise():
+            return self._pointwise_backward(grad_out)
+        # One copy of the gradient in the columns' order (none if it already is):
+        # (filters, H_out*W_out*N) batch-last, or (filters, N*H_out*W_out).
+        order = (1, 2, 3, 0) if self._batch_last else (1, 0, 2, 3)
+        grad2 = np.ascontiguousarray(grad_out.transpose(order)).reshape(self.filters, -1)
+        if self.trainable:
+            self.grads["W"] = (grad2 @ self._cols.T).reshape(self.params["W"].shape)
+            if self.use_bias:
+                self.grads["b"] = grad2.sum(axis=1)
+        else:
+            self.grads.clear()
+        if not self.needs_input_grad:
+            return None
+        kernel = self.params["W"].reshape(self.filters, -1)
+        if self._batch_last:
+            return self._batch_last_col2im(kernel.T @ grad2)
+        return self._channel_major_col2im(kernel, grad2)
+
+    def _batch_last_col2im(self, grad_cols: np.ndarray) -> np.ndarray:
+        """Column gradient (C*kh*kw, H_out*W_out*N) -> input gradient, a batch-last view:
+        one add of a (C, H_out, W_out, N) block per kernel offset."""
+        geometry = self._geometry
+        c, n = self.input_shape[0], grad_cols.shape[1] // (geometry.out_h * geometry.out_w)
+        kh, kw = self.kernel_size
+        grad_cols = grad_cols.reshape(c, kh, kw, geometry.out_h, geometry.out_w, n)
+        grad_padded = np.zeros((c, geometry.used_h, geometry.used_w, n), dtype=grad_cols.dtype)
+        for i, j, window in geometry.offsets():
+            grad_padded[(slice(None), *window)] += grad_cols[:, i, j]
+        return geometry.unpad_batch_last(grad_padded).transpose(3, 0, 1, 2)
+
+    def _channel_major_col2im(self, kernel: np.ndarray, grad2: np.ndarray) -> np.ndarray:
+        """grad2 (filters, N*H_out*W_out) -> input gradient, a channel-major view."""
+        geometry = self._geometry
+        c = self.input_shape[0]
+        kh, kw = self.kernel_size
+        n = grad2.shape[1] // (geometry.out_h * geometry.out_w)
+        grad_t = grad2.reshape(self.filters, n, geometry.out_h, geometry.out_w)
+        if self.strides == (1, 1):
+            # col2im in the flat layout: one contiguous add per kernel offset.
+            length = geometry.wide_length
+            grad_cols = kernel.T @ geometry.widen(grad_t).reshape(self.filters, -1)
+            grad_cols = grad_cols.reshape(c, kh, kw, n, length)
+            grad_flat = np.zeros(
+                (c, n, geometry.used_h * geometry.used_w + kw - 1), dtype=grad_cols.dtype
+            )
+            for i, j, start in geometry.flat_starts():
+                grad_flat[:, :, start : start + length] += grad_cols[:, i, j]
+            return geometry.unpad_flat(grad_flat).transpose(1, 0, 2, 3)
+        grad_cols = kernel.T @ grad2
+        grad_cols = grad_cols.reshape(c, kh, kw, n, geometry.out_h, geometry.out_w)
+        grad_padded = np.zeros((c, n, geometry.used_h, geometry.used_w), dtype=grad_cols.dtype)
+        for i, j, window in geometry.offsets():
+            grad_padded[(slice(None), slice(None), *window)] += grad_cols[:, i, j]
+        return geometry.unpad(grad_padded).transpose(1, 0, 2, 3)
+
+    def _pointwise_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         n = grad_out.shape[0]
         kernel = self.params["W"].reshape(self.filters, -1)
         grad3 = grad_out.reshape(n, self.filters, -1)
@@ -158,32 +249,8 @@ class Conv2D(_WindowedConv):
             self.grads.clear()
         if not self.needs_input_grad:
             return None
-        if self._is_pointwise():
-            grad_in = np.tensordot(kernel, grad3, axes=([0], [1]))  # (C, N, P), one GEMM
-            return grad_in.reshape(self.input_shape[0], n, *self.input_shape[1:]).transpose(
-                1, 0, 2, 3
-            )
-        grad_t = grad_out.transpose(1, 0, 2, 3)  # (filters, N, H_out, W_out)
-        geometry = self._geometry
-        c = self.input_shape[0]
-        kh, kw = self.kernel_size
-        if self.strides == (1, 1):
-            # col2im in the flat layout: one contiguous add per kernel offset.
-            length = geometry.wide_length
-            grad_cols = kernel.T @ geometry.widen(grad_t).reshape(self.filters, -1)
-            grad_cols = grad_cols.reshape(c, kh, kw, n, length)
-            grad_flat = np.zeros(
-                (c, n, geometry.used_h * geometry.used_w + kw - 1), dtype=grad_cols.dtype
-            )
-            for i, j, start in geometry.flat_starts():
-                grad_flat[:, :, start : start + length] += grad_cols[:, i, j]
-            return geometry.unpad_flat(grad_flat).transpose(1, 0, 2, 3)
-        grad_cols = kernel.T @ grad_t.reshape(self.filters, -1)
-        grad_cols = grad_cols.reshape(c, kh, kw, n, geometry.out_h, geometry.out_w)
-        grad_padded = np.zeros((c, n, geometry.used_h, geometry.used_w), dtype=grad_cols.dtype)
-        for i, j, window in geometry.offsets():
-            grad_padded[(slice(None), slice(None), *window)] += grad_cols[:, i, j]
-        return geometry.unpad(grad_padded).transpose(1, 0, 2, 3)
+        grad_in = np.tensordot(kernel, grad3, axes=([0], [1]))  # (C, N, P), one GEMM
+        return grad_in.reshape(self.input_shape[0], n, *self.input_shape[1:]).transpose(1, 0, 2, 3)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "filters": self.filters}

@@ -58,69 +58,68 @@ class _Pool2D(Layer):
         }
 
 
-def _first_max(values: np.ndarray, axis: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Max over consecutive groups of ``size`` along ``axis`` (whose length is a multiple of
-    ``size``), and which member of each group won: the first maximal one, uint8."""
-
-    def member(k: int) -> np.ndarray:
-        index = [slice(None)] * values.ndim
-        index[axis] = slice(k, None, size)
-        return values[tuple(index)]
-
-    best = member(0)
-    winner = np.zeros(best.shape, dtype=np.uint8)
+def _first_max(
+    members: np.ndarray, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """members: (k, A), one contiguous block per member of every group -> the max of each
+    group (A,), written to ``out`` if given, and which member won: the first maximal one.
+    The winner of a pair is a 0 / 1 mask in the dtype of ``members`` (1: the second won),
+    which routing multiplies by; of a larger group a uint8 index."""
+    size = members.shape[0]
+    if size == 2:
+        winner = np.greater(members[1], members[0]).astype(members.dtype)  # ties: the first
+        return np.maximum(members[0], members[1], out=out), winner
+    if out is None:
+        out = np.empty(members.shape[1:], dtype=members.dtype)
+    best = out
+    best[...] = members[0]
+    if size == 1:
+        return best, None
+    winner = np.zeros(members.shape[1:], dtype=np.uint8)
     for k in range(1, size):
-        candidate = member(k)
-        better = candidate > best  # strict: a tie keeps the earlier member
-        best = np.maximum(best, candidate)
-        if size == 2:
-            winner = better.view(np.uint8)
-        else:
-            np.copyto(winner, k, where=better)
+        better = members[k] > best
+        np.maximum(best, members[k], out=best)
+        np.copyto(winner, k, where=better)
     return best, winner
 
 
-def _route(grad: np.ndarray, winner: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """Inverse of :func:`_first_max`: each group's gradient goes to its winning member."""
-    if not winner.flags.c_contiguous and winner.swapaxes(0, 1).flags.c_contiguous:
-        # The pooled input was channel-major (a convolution's transposed view): work in
-        # that order, so that the new array and the winners are traversed alike.
-        routed = _route(grad.swapaxes(0, 1), winner.swapaxes(0, 1), axis, size)
-        return routed.swapaxes(0, 1)
-    shape = list(grad.shape)
-    shape.insert(axis + 1, size)
-    routed = np.empty(shape, dtype=grad.dtype)
-    index = [slice(None)] * len(shape)
-    for k in range(size):
-        index[axis + 1] = k
-        np.multiply(grad, winner == k, out=routed[tuple(index)])
-    shape[axis : axis + 2] = [shape[axis] * size]
-    return routed.reshape(shape)
+def _route(grad: np.ndarray, winner: np.ndarray | None, routed: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_first_max`: grad (A,) -> routed (k, A), each group's gradient at its
+    winning member, zeros elsewhere."""
+    size = routed.shape[0]
+    if size == 1:
+        routed[0] = grad
+    elif size == 2:
+        np.multiply(grad, winner, out=routed[1])
+        np.subtract(grad, routed[1], out=routed[0])  # exact: g - g or g - 0
+    else:
+        for k in range(size):
+            np.multiply(grad, winner == k, out=routed[k])
+    return routed
 
 
 class MaxPool2D(_Pool2D):
     """y[n, c, i, j] = max of the window; x: (N, C, H, W) float -> (N, C, H_out, W_out).
 
     Backward routes each output gradient to the first maximal cell of its window (row-major).
-    When windows do not overlap (strides == pool_size, the usual case) the max is taken along
-    W then along H, remembering which member won as a small uint8 array: no argmax index
-    arrays, no 6-D reductions. Otherwise a loop over window offsets compares each cell with
-    the output. "same" padding pads with -inf.
+    When windows do not overlap (strides == pool_size, the usual case) the input is pooled
+    in the batch-last layout (C, H, W, N) that a convolution hands on (other layouts are
+    copied into it): one copy gathers the members of each window row side by side, then
+    the max is taken along W and then along H over contiguous runs of at least
+    W_out * N values, remembering which member won (a 0 / 1 mask for pairs); the output
+    is a view of batch-last memory. Otherwise a loop over window offsets compares each
+    cell with the output. "same" padding pads with -inf.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._cache: tuple[np.ndarray, ...] = ()
+        self._cache: tuple[np.ndarray | None, ...] = ()
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x)
-        padded = self._geometry.pad(x, fill=-np.inf)
-        (ph, pw) = self.pool_size
         if self.strides == self.pool_size:
-            column_max, column_winner = _first_max(padded, 3, pw)
-            out, row_winner = _first_max(column_max, 2, ph)
-            self._cache = (column_winner, row_winner)
-            return out
+            return self._tiled_forward(x)
+        padded = self._geometry.pad(x, fill=-np.inf)
         out = None
         for _, _, window in self._geometry.offsets():
             cells = padded[(slice(None), slice(None), *window)]
@@ -128,14 +127,29 @@ class MaxPool2D(_Pool2D):
         self._cache = (padded, out)
         return out
 
+    def _tiled_forward(self, x: np.ndarray) -> np.ndarray:
+        (ph, pw), geometry = self.pool_size, self._geometry
+        cells = geometry.pad_batch_last(x, fill=-np.inf)  # (C, used_h, used_w, N)
+        c, n = cells.shape[0], cells.shape[3]
+        oh, ow = geometry.out_h, geometry.out_w
+        # NumPy's ufunc loops run several times slower on strided operands (even with long
+        # contiguous runs) than on contiguous ones, while a strided copy does not: one copy
+        # gathers window cell (i, j) of every window into the contiguous block members[i, j].
+        members = cells.reshape(c, oh, ph, ow, pw, n).transpose(2, 4, 0, 1, 3, 5)
+        members = np.ascontiguousarray(members).reshape(ph, pw, -1)
+        row_max = np.empty((ph, members.shape[2]), dtype=members.dtype)
+        column_winners = []
+        for i in range(ph):
+            column_winners.append(_first_max(members[i], out=row_max[i])[1])
+        out, row_winner = _first_max(row_max)
+        self._cache = (row_winner, *column_winners)
+        return out.reshape(c, oh, ow, n).transpose(3, 0, 1, 2)
+
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_grad:
             return None
-        (ph, pw) = self.pool_size
         if self.strides == self.pool_size:
-            column_winner, row_winner = self._cache
-            grad_rows = _route(grad_out, row_winner, 2, ph)
-            return self._geometry.unpad(_route(grad_rows, column_winner, 3, pw))
+            return self._tiled_backward(grad_out)
         padded, out = self._cache
         grad_padded = np.zeros(padded.shape, dtype=grad_out.dtype)
         unclaimed = np.ones(out.shape, dtype=bool)
@@ -146,6 +160,20 @@ class MaxPool2D(_Pool2D):
             unclaimed &= ~winner
             grad_padded[index] += grad_out * winner
         return self._geometry.unpad(grad_padded)
+
+    def _tiled_backward(self, grad_out: np.ndarray) -> np.ndarray:
+        (ph, pw), geometry = self.pool_size, self._geometry
+        row_winner, *column_winners = self._cache
+        n, c, oh, ow = grad_out.shape
+        grad = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0)).reshape(-1)
+        grad_rows = _route(grad, row_winner, np.empty((ph, grad.size), dtype=grad.dtype))
+        routed = np.empty((ph, pw, grad.size), dtype=grad.dtype)
+        for i in range(ph):
+            _route(grad_rows[i], column_winners[i], routed[i])
+        # Back to (C, used_h, used_w, N) with one copy.
+        grad_cells = routed.reshape(ph, pw, c, oh, ow, n).transpose(2, 3, 0, 4, 1, 5)
+        grad_cells = grad_cells.reshape(c, oh * ph, ow * pw, n)
+        return geometry.unpad_batch_last(grad_cells).transpose(3, 0, 1, 2)
 
 
 class AvgPool2D(_Pool2D):
