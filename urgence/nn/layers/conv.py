@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from urgence.nn.initializers import get_initializer, zeros
+from urgence.nn.layers._scratch import Scratch
 from urgence.nn.layers._windows import (
     WindowGeometry,
     as_pair,
@@ -110,6 +111,7 @@ class Conv2D(_WindowedConv):
         self.filters = filters
         self._cols: np.ndarray | None = None
         self._batch_last = False
+        self._scratch = Scratch()
 
     def _out_channels(self, in_channels: int) -> int:
         return self.filters
@@ -161,7 +163,7 @@ class Conv2D(_WindowedConv):
         n, c = x.shape[:2]
         kh, kw = self.kernel_size
         padded = geometry.pad_batch_last(x)  # (C, used_h, used_w, N)
-        cols = np.empty((c, kh, kw, geometry.out_h, geometry.out_w, n), dtype=x.dtype)
+        cols = self._scratch.get("cols", (c, kh, kw, geometry.out_h, geometry.out_w, n), x.dtype)
         for i, j, window in geometry.offsets():
             cols[:, i, j] = padded[(slice(None), *window)]
         return cols.reshape(c * kh * kw, -1)
@@ -172,7 +174,7 @@ class Conv2D(_WindowedConv):
         n, c = x.shape[:2]
         kh, kw = self.kernel_size
         padded = geometry.pad(x).transpose(1, 0, 2, 3)
-        cols = np.empty((c, kh, kw, n, geometry.out_h, geometry.out_w), dtype=x.dtype)
+        cols = self._scratch.get("cols", (c, kh, kw, n, geometry.out_h, geometry.out_w), x.dtype)
         for i, j, window in geometry.offsets():
             cols[:, i, j] = padded[(slice(None), slice(None), *window)]
         return cols.reshape(c * kh * kw, -1)
@@ -194,7 +196,8 @@ class Conv2D(_WindowedConv):
             return None
         kernel = self.params["W"].reshape(self.filters, -1)
         if self._batch_last:
-            return self._batch_last_col2im(kernel.T @ grad2)
+            grad_cols = self._scratch.get("grad_cols", self._cols.shape, grad2.dtype)
+            return self._batch_last_col2im(np.matmul(kernel.T, grad2, out=grad_cols))
         return self._channel_major_col2im(kernel, grad2)
 
     def _batch_last_col2im(self, grad_cols: np.ndarray) -> np.ndarray:

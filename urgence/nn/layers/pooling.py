@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from urgence.nn.layers._scratch import Scratch
 from urgence.nn.layers._windows import (
     WindowGeometry,
     as_pair,
@@ -114,6 +115,7 @@ class MaxPool2D(_Pool2D):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cache: tuple[np.ndarray | None, ...] = ()
+        self._scratch = Scratch()
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x)
@@ -135,9 +137,10 @@ class MaxPool2D(_Pool2D):
         # NumPy's ufunc loops run several times slower on strided operands (even with long
         # contiguous runs) than on contiguous ones, while a strided copy does not: one copy
         # gathers window cell (i, j) of every window into the contiguous block members[i, j].
-        members = cells.reshape(c, oh, ph, ow, pw, n).transpose(2, 4, 0, 1, 3, 5)
-        members = np.ascontiguousarray(members).reshape(ph, pw, -1)
-        row_max = np.empty((ph, members.shape[2]), dtype=members.dtype)
+        members = self._scratch.get("members", (ph, pw, c, oh, ow, n), cells.dtype)
+        members[...] = cells.reshape(c, oh, ph, ow, pw, n).transpose(2, 4, 0, 1, 3, 5)
+        members = members.reshape(ph, pw, -1)
+        row_max = self._scratch.get("row_max", (ph, members.shape[2]), members.dtype)
         column_winners = []
         for i in range(ph):
             column_winners.append(_first_max(members[i], out=row_max[i])[1])
@@ -166,8 +169,9 @@ class MaxPool2D(_Pool2D):
         row_winner, *column_winners = self._cache
         n, c, oh, ow = grad_out.shape
         grad = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0)).reshape(-1)
-        grad_rows = _route(grad, row_winner, np.empty((ph, grad.size), dtype=grad.dtype))
-        routed = np.empty((ph, pw, grad.size), dtype=grad.dtype)
+        grad_rows = self._scratch.get("grad_rows", (ph, grad.size), grad.dtype)
+        _route(grad, row_winner, grad_rows)
+        routed = self._scratch.get("routed", (ph, pw, grad.size), grad.dtype)
         for i in range(ph):
             _route(grad_rows[i], column_winners[i], routed[i])
         # Back to (C, used_h, used_w, N) with one copy.
