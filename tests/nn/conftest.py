@@ -31,3 +31,9 @@ def pad_for_oracle(
     ow, left, right = same_padding(w, kw, sw)
     padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
     return padded, oh, ow, (top, left)
+
+
+def batch_last(x: np.ndarray) -> np.ndarray:
+    """The same values as x (N, C, H, W), stored (C, H, W, N): how a Conv2D hands on its
+    output when it works batch-last."""
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)

@@ -7,8 +7,9 @@ import pytest
 
 from urgence.nn.gradcheck import check_layer_gradients
 from urgence.nn.layers import Conv2D, DepthwiseConv2D, LayerError, MaxPool2D
+from urgence.nn.layers._windows import is_batch_last
 
-from .conftest import pad_for_oracle
+from .conftest import batch_last, pad_for_oracle
 
 GEOMETRIES = [
     # (input (C, H, W), kernel, strides, padding)
@@ -188,3 +189,62 @@ def test_conv_then_pool_chain_matches_contiguous_copies(rng):
     grad_hidden = copy.backward(grad_out)
     conv.forward(x, training=True)
     np.testing.assert_allclose(conv.backward(np.ascontiguousarray(grad_hidden)), grad_x, atol=1e-12)
+
+
+@pytest.mark.parametrize(("shape", "kernel", "strides", "padding"), GEOMETRIES)
+def test_conv2d_on_batch_last_input_matches_loops(shape, kernel, strides, padding, rng):
+    """A batch-last input (another convolution's or a pooling's output) takes the
+    batch-last path; its output and input gradient are batch-last views too."""
+    x = rng.standard_normal((3, *shape))
+    layer = Conv2D(3, kernel, strides=strides, padding=padding)
+    layer.build(shape, rng)
+    layer.params["b"][...] = rng.standard_normal(3)
+    out, grad_out, grad_x, grad_w, grad_b = conv_oracle(
+        x, layer.params["W"].astype(np.float64), layer.params["b"], strides, padding,
+        lambda f: range(shape[0]),
+    )  # fmt: skip
+    y = layer.forward(batch_last(x), training=True)
+    np.testing.assert_allclose(y, out, atol=1e-10)
+    grad = layer.backward(batch_last(grad_out))
+    np.testing.assert_allclose(grad, grad_x, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["W"], grad_w, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["b"], grad_b, atol=1e-10)
+    if kernel != (1, 1):
+        assert is_batch_last(y) and is_batch_last(grad)
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "strides", "padding"),
+    [((1, 7, 6), (3, 3), (1, 1), "same"), ((1, 9, 7), (4, 2), (1, 1), "valid")],
+)
+def test_single_channel_stride_1_works_batch_last(shape, kernel, strides, padding, rng):
+    layer = Conv2D(2, kernel, strides=strides, padding=padding, activation="relu")
+    layer.build(shape, rng)
+    assert is_batch_last(layer.forward(rng.standard_normal((3, *shape)), training=True))
+    assert check_layer_gradients(layer, shape, rng, batch_size=3).max_error < 1e-7
+
+
+def test_strided_single_channel_layer_stays_channel_major(rng):
+    """The DS-CNN's first layer feeds depthwise convolutions, which want examples outer."""
+    layer = Conv2D(4, (10, 4), strides=2, padding="same")
+    layer.build((1, 40, 98), rng)
+    out = layer.forward(rng.standard_normal((3, 1, 40, 98)).astype(np.float32))
+    assert out.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (1, 1)])
+def test_reused_work_arrays_never_leak_into_results(kernel, rng):
+    """Work arrays are reused from one call to the next (and reallocated when the batch size
+    or dtype changes): results handed out earlier must not change."""
+    layer = Conv2D(4, kernel, padding="same", activation="relu")
+    layer.build((2, 6, 5), rng)
+    calls = []
+    for n, dtype in [(3, np.float32), (3, np.float32), (2, np.float32), (3, np.float64)]:
+        x = batch_last(rng.standard_normal((n, 2, 6, 5)).astype(dtype))
+        out = layer.forward(x, training=True)
+        grad = layer.backward(rng.standard_normal(out.shape).astype(dtype))
+        calls.append((x, out, grad, out.copy(), grad.copy()))
+    for x, out, grad, out_then, grad_then in calls:
+        np.testing.assert_array_equal(out, out_then)
+        np.testing.assert_array_equal(grad, grad_then)
+        assert out.dtype == x.dtype and grad.dtype == x.dtype

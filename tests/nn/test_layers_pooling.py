@@ -7,8 +7,9 @@ import pytest
 
 from urgence.nn.gradcheck import check_layer_gradients
 from urgence.nn.layers import AvgPool2D, GlobalAveragePooling2D, LayerError, MaxPool2D
+from urgence.nn.layers._windows import is_batch_last
 
-from .conftest import pad_for_oracle
+from .conftest import batch_last, pad_for_oracle
 
 GEOMETRIES = [
     # (input (C, H, W), pool, strides, padding)
@@ -129,3 +130,64 @@ def test_max_pool_on_channel_major_input(shape, pool, strides, padding, rng):
     np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-12)
     layer.forward(channel_major(x), training=True)
     np.testing.assert_allclose(layer.backward(channel_major(grad_out)), grad_x, atol=1e-12)
+
+
+TILED = [
+    # (input (C, H, W), pool, padding): strides == pool, the batch-last path
+    ((2, 6, 4), (2, 2), "valid"),
+    ((2, 7, 5), (2, 2), "valid"),
+    ((1, 7, 5), (2, 2), "same"),
+    ((2, 9, 7), (3, 3), "valid"),
+    ((2, 8, 7), (3, 2), "same"),
+    ((2, 5, 6), (1, 2), "valid"),
+    ((2, 5, 6), (2, 1), "valid"),
+]
+
+
+@pytest.mark.parametrize(("shape", "pool", "padding"), TILED)
+@pytest.mark.parametrize("layout", ["batch_last", "contiguous"])
+def test_tiled_max_pool_matches_loops(shape, pool, padding, layout, rng):
+    x = rng.standard_normal((3, *shape))
+    layer = MaxPool2D(pool, padding=padding)
+    layer.build(shape, rng)
+    out, grad_out, grad_x = pool_oracle(x, pool, None, padding, "max")
+    y = layer.forward(batch_last(x) if layout == "batch_last" else x, training=True)
+    np.testing.assert_array_equal(y, out)
+    assert is_batch_last(y)
+    grad = layer.backward(batch_last(grad_out) if layout == "batch_last" else grad_out)
+    np.testing.assert_array_equal(grad, grad_x)
+    assert check_layer_gradients(layer, shape, rng, batch_size=3).max_error < 1e-7
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (3, 3)])
+def test_tiled_max_pool_ties_follow_row_major_order(pool, rng):
+    """Ties go to the first maximal cell in row-major order, also when the maximum sits in
+    two rows and two columns at once (as ReLU zeros often do)."""
+    layer = MaxPool2D(pool)
+    layer.build((1, *pool), rng)
+    rows, cols = pool
+    cases = []
+    for first in range(rows * cols):
+        window = np.zeros(pool)
+        window.flat[first:] = 1.0  # the max 1 at `first` and at every later cell
+        window.flat[first + 1 :] *= rng.integers(0, 2, rows * cols - first - 1)
+        window.flat[first] = 1.0
+        cases.append((window, first))
+    x = batch_last(np.stack([w[None] for w, _ in cases]))
+    layer.forward(x, training=True)
+    grad = layer.backward(np.ones((len(cases), 1, 1, 1)))
+    for (_, first), g in zip(cases, grad, strict=True):
+        expected = np.zeros(rows * cols)
+        expected[first] = 1
+        np.testing.assert_array_equal(g.ravel(), expected)
+
+
+def test_pool_results_survive_the_next_call(rng):
+    """Work arrays are reused between calls; arrays already handed out must not change."""
+    layer = MaxPool2D((1, 1))
+    layer.build((2, 4, 4), rng)
+    x = batch_last(rng.standard_normal((3, 2, 4, 4)))
+    first = layer.backward(layer.forward(x, training=True) * 2)
+    kept = first.copy()
+    layer.backward(layer.forward(x, training=True) * 3)
+    np.testing.assert_array_equal(first, kept)

@@ -174,8 +174,9 @@ class MaxPool2D(_Pool2D):
         routed = self._scratch.get("routed", (ph, pw, grad.size), grad.dtype)
         for i in range(ph):
             _route(grad_rows[i], column_winners[i], routed[i])
-        # Back to (C, used_h, used_w, N) with one copy.
-        grad_cells = routed.reshape(ph, pw, c, oh, ow, n).transpose(2, 3, 0, 4, 1, 5)
+        # Back to (C, used_h, used_w, N) with one copy, into a new array (routed is reused).
+        grad_cells = np.empty((c, oh, ph, ow, pw, n), dtype=grad.dtype)
+        grad_cells[...] = routed.reshape(ph, pw, c, oh, ow, n).transpose(2, 3, 0, 4, 1, 5)
         grad_cells = grad_cells.reshape(c, oh * ph, ow * pw, n)
         return geometry.unpad_batch_last(grad_cells).transpose(3, 0, 1, 2)
 
