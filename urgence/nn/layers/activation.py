@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from urgence.nn import activations
+from urgence.nn.layers._parallel import along, outer_axis, run_split, split_count
 from urgence.nn.layers.base import Layer, LayerError, Shape
 
 
@@ -56,14 +57,35 @@ class ReLU(ActivationLayer):
     """f(x) = max(x, 0); the gradient at 0 is taken as 0."""
 
     def _apply(self, x: np.ndarray, *, owned: bool) -> np.ndarray:
-        self._out = np.maximum(x, 0, out=x) if owned else activations.relu(x)
-        return self._out
+        if not owned:
+            self._out = activations.relu(x)
+            return self._out
+        axis = outer_axis(x)
+
+        def clip(start: int, stop: int) -> None:
+            part = x[along(axis, start, stop)]
+            np.maximum(part, 0, out=part)
+
+        run_split(x.shape[axis], clip, x.size)
+        self._out = x
+        return x
 
     def _input_grad(self, grad_out: np.ndarray, out: np.ndarray) -> np.ndarray:
-        # A float mask multiplied in place: multiplying by a bool array goes through a
-        # cast and measured 1.6x slower on a 2.8 M-value activation.
-        mask = (out > 0).astype(grad_out.dtype)
-        return np.multiply(grad_out, mask, out=mask)
+        # Multiplying by a float mask: by a bool array goes through a cast and measured
+        # 1.6x slower on a 2.8 M-value activation.
+        if split_count(out.size) == 1:
+            mask = (out > 0).astype(grad_out.dtype)
+            return np.multiply(grad_out, mask, out=mask)
+        grad_in = np.empty_like(out, dtype=grad_out.dtype)  # out's memory order
+        axis = outer_axis(out)
+
+        def mask_part(start: int, stop: int) -> None:
+            part = along(axis, start, stop)
+            mask = (out[part] > 0).astype(grad_out.dtype)
+            np.multiply(grad_out[part], mask, out=grad_in[part])
+
+        run_split(out.shape[axis], mask_part, out.size)
+        return grad_in
 
 
 class Sigmoid(ActivationLayer):

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from urgence.nn.initializers import get_initializer, zeros
+from urgence.nn.layers._parallel import run_split
 from urgence.nn.layers._scratch import Scratch
 from urgence.nn.layers._windows import (
     WindowGeometry,
@@ -164,8 +165,14 @@ class Conv2D(_WindowedConv):
         kh, kw = self.kernel_size
         padded = geometry.pad_batch_last(x)  # (C, used_h, used_w, N)
         cols = self._scratch.get("cols", (c, kh, kw, geometry.out_h, geometry.out_w, n), x.dtype)
-        for i, j, window in geometry.offsets():
-            cols[:, i, j] = padded[(slice(None), *window)]
+        sh = self.strides[0]
+
+        def gather_rows(start: int, stop: int) -> None:  # output rows start:stop
+            for i, j, (rows, columns) in geometry.offsets():
+                part = slice(rows.start + start * sh, rows.start + (stop - 1) * sh + 1, sh)
+                cols[:, i, j, start:stop] = padded[:, part, columns]
+
+        run_split(geometry.out_h, gather_rows, cols.size)
         return cols.reshape(c * kh * kw, -1)
 
     def _channel_major_columns(self, x: np.ndarray) -> np.ndarray:
@@ -208,8 +215,13 @@ class Conv2D(_WindowedConv):
         kh, kw = self.kernel_size
         grad_cols = grad_cols.reshape(c, kh, kw, geometry.out_h, geometry.out_w, n)
         grad_padded = np.zeros((c, geometry.used_h, geometry.used_w, n), dtype=grad_cols.dtype)
-        for i, j, window in geometry.offsets():
-            grad_padded[(slice(None), *window)] += grad_cols[:, i, j]
+
+        def scatter_channels(start: int, stop: int) -> None:
+            channels = slice(start, stop)
+            for i, j, window in geometry.offsets():
+                grad_padded[(channels, *window)] += grad_cols[channels, i, j]
+
+        run_split(c, scatter_channels, grad_cols.size)
         return geometry.unpad_batch_last(grad_padded).transpose(3, 0, 1, 2)
 
     def _channel_major_col2im(self, kernel: np.ndarray, grad2: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from urgence.nn.layers._parallel import run_split
 from urgence.nn.layers._scratch import Scratch
 from urgence.nn.layers._windows import (
     WindowGeometry,
@@ -59,34 +60,29 @@ class _Pool2D(Layer):
         }
 
 
-def _first_max(
-    members: np.ndarray, out: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """members: (k, A), one contiguous block per member of every group -> the max of each
-    group (A,), written to ``out`` if given, and which member won: the first maximal one.
-    The winner of a pair is a 0 / 1 mask in the dtype of ``members`` (1: the second won),
-    which routing multiplies by; of a larger group a uint8 index."""
+def _first_max(members: np.ndarray, best: np.ndarray, winner: np.ndarray | None) -> None:
+    """members: (k, ...), one block per member of every group -> ``best``: the max of each
+    group; ``winner``: which member won, the first maximal one. The winner of a pair is a
+    0 / 1 mask in the dtype of ``members`` (1: the second won), which routing multiplies
+    by; of a larger group a uint8 index; of a single member, None."""
     size = members.shape[0]
     if size == 2:
-        winner = np.greater(members[1], members[0]).astype(members.dtype)  # ties: the first
-        return np.maximum(members[0], members[1], out=out), winner
-    if out is None:
-        out = np.empty(members.shape[1:], dtype=members.dtype)
-    best = out
+        winner[...] = members[1] > members[0]  # strict: a tie keeps the first
+        np.maximum(members[0], members[1], out=best)
+        return
     best[...] = members[0]
     if size == 1:
-        return best, None
-    winner = np.zeros(members.shape[1:], dtype=np.uint8)
+        return
+    winner[...] = 0
     for k in range(1, size):
         better = members[k] > best
         np.maximum(best, members[k], out=best)
         np.copyto(winner, k, where=better)
-    return best, winner
 
 
-def _route(grad: np.ndarray, winner: np.ndarray | None, routed: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_first_max`: grad (A,) -> routed (k, A), each group's gradient at its
-    winning member, zeros elsewhere."""
+def _route(grad: np.ndarray, winner: np.ndarray | None, routed: np.ndarray) -> None:
+    """Inverse of :func:`_first_max`: grad (...) -> routed (k, ...), each group's gradient at
+    its winning member, zeros elsewhere."""
     size = routed.shape[0]
     if size == 1:
         routed[0] = grad
@@ -96,7 +92,6 @@ def _route(grad: np.ndarray, winner: np.ndarray | None, routed: np.ndarray) -> n
     else:
         for k in range(size):
             np.multiply(grad, winner == k, out=routed[k])
-    return routed
 
 
 class MaxPool2D(_Pool2D):
@@ -133,20 +128,30 @@ class MaxPool2D(_Pool2D):
         (ph, pw), geometry = self.pool_size, self._geometry
         cells = geometry.pad_batch_last(x, fill=-np.inf)  # (C, used_h, used_w, N)
         c, n = cells.shape[0], cells.shape[3]
-        oh, ow = geometry.out_h, geometry.out_w
+        blocks = (c, geometry.out_h, geometry.out_w, n)
+        scratch, dtype = self._scratch, cells.dtype
         # NumPy's ufunc loops run several times slower on strided operands (even with long
         # contiguous runs) than on contiguous ones, while a strided copy does not: one copy
         # gathers window cell (i, j) of every window into the contiguous block members[i, j].
-        members = self._scratch.get("members", (ph, pw, c, oh, ow, n), cells.dtype)
-        members[...] = cells.reshape(c, oh, ph, ow, pw, n).transpose(2, 4, 0, 1, 3, 5)
-        members = members.reshape(ph, pw, -1)
-        row_max = self._scratch.get("row_max", (ph, members.shape[2]), members.dtype)
-        column_winners = []
-        for i in range(ph):
-            column_winners.append(_first_max(members[i], out=row_max[i])[1])
-        out, row_winner = _first_max(row_max)
-        self._cache = (row_winner, *column_winners)
-        return out.reshape(c, oh, ow, n).transpose(3, 0, 1, 2)
+        members = scratch.get("members", (ph, pw, *blocks), dtype)
+        row_max = scratch.get("row_max", (ph, *blocks), dtype)
+        column_winner = _winners(scratch, "column_winner", pw, (ph, *blocks), dtype)
+        row_winner = _winners(scratch, "row_winner", ph, blocks, dtype)
+        out = np.empty(blocks, dtype=dtype)
+        windows = cells.reshape(c, blocks[1], ph, blocks[2], pw, n)
+
+        def pool_channels(start: int, stop: int) -> None:
+            channels = slice(start, stop)
+            members[:, :, channels] = windows[channels].transpose(2, 4, 0, 1, 3, 5)
+            for i in range(ph):
+                column_winner_i = None if column_winner is None else column_winner[i, channels]
+                _first_max(members[i, :, channels], row_max[i, channels], column_winner_i)
+            row_winner_part = None if row_winner is None else row_winner[channels]
+            _first_max(row_max[:, channels], out[channels], row_winner_part)
+
+        run_split(c, pool_channels, cells.size)
+        self._cache = (row_winner, column_winner)
+        return out.transpose(3, 0, 1, 2)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_grad:
@@ -166,19 +171,35 @@ class MaxPool2D(_Pool2D):
 
     def _tiled_backward(self, grad_out: np.ndarray) -> np.ndarray:
         (ph, pw), geometry = self.pool_size, self._geometry
-        row_winner, *column_winners = self._cache
+        row_winner, column_winner = self._cache
         n, c, oh, ow = grad_out.shape
-        grad = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0)).reshape(-1)
-        grad_rows = self._scratch.get("grad_rows", (ph, grad.size), grad.dtype)
-        _route(grad, row_winner, grad_rows)
-        routed = self._scratch.get("routed", (ph, pw, grad.size), grad.dtype)
-        for i in range(ph):
-            _route(grad_rows[i], column_winners[i], routed[i])
-        # Back to (C, used_h, used_w, N) with one copy, into a new array (routed is reused).
+        grad = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0))  # (C, H_out, W_out, N)
+        grad_rows = self._scratch.get("grad_rows", (ph, *grad.shape), grad.dtype)
+        routed = self._scratch.get("routed", (ph, pw, *grad.shape), grad.dtype)
+        # A new array for the result: routed is reused by the next call.
         grad_cells = np.empty((c, oh, ph, ow, pw, n), dtype=grad.dtype)
-        grad_cells[...] = routed.reshape(ph, pw, c, oh, ow, n).transpose(2, 3, 0, 4, 1, 5)
+
+        def route_channels(start: int, stop: int) -> None:
+            channels = slice(start, stop)
+            _route(grad[channels], None if row_winner is None else row_winner[channels],
+                   grad_rows[:, channels])  # fmt: skip
+            for i in range(ph):
+                winner = None if column_winner is None else column_winner[i, channels]
+                _route(grad_rows[i, channels], winner, routed[i, :, channels])
+            grad_cells[channels] = routed[:, :, channels].transpose(2, 3, 0, 4, 1, 5)
+
+        run_split(c, route_channels, grad_cells.size)
         grad_cells = grad_cells.reshape(c, oh * ph, ow * pw, n)
         return geometry.unpad_batch_last(grad_cells).transpose(3, 0, 1, 2)
+
+
+def _winners(
+    scratch: Scratch, name: str, size: int, shape: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray | None:
+    """Work array for the winners of groups of ``size`` (see :func:`_first_max`)."""
+    if size == 1:
+        return None
+    return scratch.get(name, shape, dtype if size == 2 else np.dtype(np.uint8))
 
 
 class AvgPool2D(_Pool2D):

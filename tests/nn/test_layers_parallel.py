@@ -1,0 +1,71 @@
+"""Element-wise work split over threads gives exactly the single-thread results."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from urgence.nn.layers import Conv2D, MaxPool2D, ReLU, _parallel
+
+from .conftest import batch_last
+
+
+@pytest.fixture
+def split_three_ways(monkeypatch):
+    """Every job split into three parts, however small."""
+    monkeypatch.setattr(_parallel, "threads", lambda: 3)
+    monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
+
+
+def test_parts_cover_the_range_once_on_several_threads(split_three_ways):
+    seen, names = [], set()
+    lock = threading.Lock()
+
+    def work(start, stop):
+        with lock:
+            seen.extend(range(start, stop))
+            names.add(threading.current_thread().name)
+
+    _parallel.run_split(10, work, 10)
+    assert sorted(seen) == list(range(10))
+    assert len(names) > 1
+
+
+def test_one_blas_thread_runs_in_the_caller(monkeypatch):
+    monkeypatch.setattr(_parallel, "threads", lambda: 1)
+    names = []
+    _parallel.run_split(10, lambda a, b: names.append(threading.current_thread().name), 1 << 30)
+    assert names == [threading.current_thread().name]
+
+
+def run_chain(x, seed):
+    """Conv2D (ReLU) -> MaxPool2D -> Conv2D -> ReLU layer: outputs and every gradient."""
+    rng = np.random.default_rng(seed)
+    layers = [Conv2D(4, 3, activation="relu"), MaxPool2D(2), Conv2D(3, 3, padding="same"), ReLU()]
+    shape = x.shape[1:]
+    for layer in layers:
+        layer.build(shape, rng)
+        shape = layer.output_shape
+    out = x
+    for layer in layers:
+        out = layer.forward(out, training=True)
+    grad = np.random.default_rng(seed + 1).standard_normal(out.shape).astype(x.dtype)
+    grads = [out]
+    for layer in reversed(layers):
+        grad = layer.backward(grad)
+        grads += [grad, *layer.grads.values()]
+    return grads
+
+
+@pytest.mark.parametrize("layout", [batch_last, np.ascontiguousarray])
+def test_split_work_gives_identical_results(layout, monkeypatch, rng):
+    x = layout(rng.standard_normal((5, 3, 11, 10)).astype(np.float32))
+    monkeypatch.setattr(_parallel, "threads", lambda: 1)
+    serial = run_chain(x, 7)
+    monkeypatch.setattr(_parallel, "threads", lambda: 3)
+    monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
+    split = run_chain(x, 7)
+    for a, b in zip(serial, split, strict=True):
+        np.testing.assert_array_equal(a, b)
