@@ -248,3 +248,12 @@ def test_reused_work_arrays_never_leak_into_results(kernel, rng):
         np.testing.assert_array_equal(out, out_then)
         np.testing.assert_array_equal(grad, grad_then)
         assert out.dtype == x.dtype and grad.dtype == x.dtype
+
+
+@pytest.mark.parametrize("length", [4 * 2048, 5 * 2048 + 77, 100])
+def test_chunked_kernel_gradient_product(length, rng):
+    """The first layer's kernel gradient is summed chunk by chunk over long position axes."""
+    from urgence.nn.layers.conv import _product_with_transpose
+
+    a, b = rng.standard_normal((8, length)), rng.standard_normal((9, length))
+    np.testing.assert_allclose(_product_with_transpose(a, b), a @ b.T, rtol=1e-12, atol=1e-10)
