@@ -135,15 +135,20 @@ class Conv2D(_WindowedConv):
             # examples falls off BLAS in NumPy 2.x (measured 60x slower here).
             z = np.tensordot(kernel, self._cols, axes=([1], [1]))  # (filters, N, P)
             z = z.reshape(self.filters, n, oh, ow).transpose(1, 0, 2, 3)
-        elif self._use_batch_last(x):
-            self._batch_last = True
-            self._cols = self._batch_last_columns(x)  # (C*kh*kw, H_out*W_out*N)
+            self._add_bias(z)
+            return z
+        # Columns (C*kh*kw [+ 1], positions): with a bias, a last row of ones multiplies a
+        # last kernel column holding the bias, so that the GEMMs also add the bias and sum
+        # its gradient instead of two more passes over the output.
+        self._batch_last = self._use_batch_last(x)
+        if self.use_bias:
+            kernel = np.concatenate([kernel, self.params["b"][:, None].astype(kernel.dtype)], 1)
+        if self._batch_last:
+            self._cols = self._batch_last_columns(x)  # positions (H_out, W_out, N)
             z = (kernel @ self._cols).reshape(self.filters, oh, ow, n).transpose(3, 0, 1, 2)
         else:
-            self._batch_last = False
-            self._cols = self._channel_major_columns(x)  # (C*kh*kw, N*H_out*W_out)
+            self._cols = self._channel_major_columns(x)  # positions (N, H_out, W_out)
             z = (kernel @ self._cols).reshape(self.filters, n, oh, ow).transpose(1, 0, 2, 3)
-        self._add_bias(z)
         return z
 
     def _use_batch_last(self, x: np.ndarray) -> bool:
@@ -164,7 +169,8 @@ class Conv2D(_WindowedConv):
         n, c = x.shape[:2]
         kh, kw = self.kernel_size
         padded = geometry.pad_batch_last(x)  # (C, used_h, used_w, N)
-        cols = self._scratch.get("cols", (c, kh, kw, geometry.out_h, geometry.out_w, n), x.dtype)
+        all_cols = self._columns_array(geometry.out_h * geometry.out_w * n, x.dtype)
+        cols = all_cols[: c * kh * kw].reshape(c, kh, kw, geometry.out_h, geometry.out_w, n)
         sh = self.strides[0]
 
         def gather_rows(start: int, stop: int) -> None:  # output rows start:stop
@@ -173,7 +179,7 @@ class Conv2D(_WindowedConv):
                 cols[:, i, j, start:stop] = padded[:, part, columns]
 
         run_split(geometry.out_h, gather_rows, cols.size)
-        return cols.reshape(c * kh * kw, -1)
+        return all_cols
 
     def _channel_major_columns(self, x: np.ndarray) -> np.ndarray:
         """im2col into (C*kh*kw, N*H_out*W_out), one strided copy per kernel offset."""
@@ -181,10 +187,19 @@ class Conv2D(_WindowedConv):
         n, c = x.shape[:2]
         kh, kw = self.kernel_size
         padded = geometry.pad(x).transpose(1, 0, 2, 3)
-        cols = self._scratch.get("cols", (c, kh, kw, n, geometry.out_h, geometry.out_w), x.dtype)
+        all_cols = self._columns_array(n * geometry.out_h * geometry.out_w, x.dtype)
+        cols = all_cols[: c * kh * kw].reshape(c, kh, kw, n, geometry.out_h, geometry.out_w)
         for i, j, window in geometry.offsets():
             cols[:, i, j] = padded[(slice(None), slice(None), *window)]
-        return cols.reshape(c * kh * kw, -1)
+        return all_cols
+
+    def _columns_array(self, positions: int, dtype: np.dtype) -> np.ndarray:
+        """The reused (C*kh*kw [+ 1], positions) columns; the optional last row holds ones."""
+        taps = self.input_shape[0] * self.kernel_size[0] * self.kernel_size[1]
+        cols = self._scratch.get("cols", (taps + int(self.use_bias), positions), dtype)
+        if self.use_bias:
+            cols[taps] = 1
+        return cols
 
     def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if self._is_pointwise():
@@ -194,17 +209,20 @@ class Conv2D(_WindowedConv):
         order = (1, 2, 3, 0) if self._batch_last else (1, 0, 2, 3)
         grad2 = np.ascontiguousarray(grad_out.transpose(order)).reshape(self.filters, -1)
         if self.trainable:
-            kernel_grad = _product_with_transpose(grad2, self._cols)
-            self.grads["W"] = kernel_grad.reshape(self.params["W"].shape)
+            kernel_grad = _product_with_transpose(grad2, self._cols)  # bias last, if any
+            taps = kernel_grad.shape[1] - int(self.use_bias)
+            self.grads["W"] = kernel_grad[:, :taps].reshape(self.params["W"].shape)
             if self.use_bias:
-                self.grads["b"] = grad2.sum(axis=1)
+                self.grads["b"] = kernel_grad[:, taps].copy()
         else:
             self.grads.clear()
         if not self.needs_input_grad:
             return None
         kernel = self.params["W"].reshape(self.filters, -1)
         if self._batch_last:
-            grad_cols = self._scratch.get("grad_cols", self._cols.shape, grad2.dtype)
+            grad_cols = self._scratch.get(
+                "grad_cols", (kernel.shape[1], grad2.shape[1]), grad2.dtype
+            )
             return self._batch_last_col2im(np.matmul(kernel.T, grad2, out=grad_cols))
         return self._channel_major_col2im(kernel, grad2)
 
