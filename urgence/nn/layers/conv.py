@@ -96,13 +96,16 @@ class Conv2D(_WindowedConv):
     x: (N, C, H, W) float; W: (filters, C, kh, kw) float32; b: (filters,) float32;
     y: (N, filters, H_out, W_out), dtype of x.
 
-    Implementation: the batch-last layout (C, H, W, N) (see ``_windows``). im2col copies
-    one (C, H_out, W_out, N) block per kernel offset into columns (C*kh*kw, H_out*W_out*N)
-    (runs of at least N contiguous values), then one GEMM for the whole batch gives the
-    output as (filters, H_out, W_out, N) memory, handed on as an (N, filters, ...) view,
-    which the next convolution or pooling reads without reordering. Backward: one GEMM
-    for the kernel gradient, one for the column gradient, and col2im as one add per
-    kernel offset. A 1x1 stride-1 kernel needs no im2col: one GEMM on the input itself.
+    Implementation: im2col, then one GEMM for the whole batch, the bias riding in it as
+    a last kernel column times a row of ones. When the input is batch-last (C, H, W, N)
+    memory (another convolution's or a pooling's output) or has one channel with stride 1
+    (an image CNN's first layer), the columns are (C*kh*kw, H_out*W_out*N): im2col and
+    col2im move runs of at least N contiguous values, and the output, (filters, H_out,
+    W_out, N) memory, is handed on as an (N, filters, ...) view. Other inputs give
+    channel-major columns (C*kh*kw, N*H_out*W_out) and output (see ``_use_batch_last``).
+    Backward: one GEMM for the kernel (and bias) gradient, one for the column gradient,
+    col2im as one add per kernel offset. The columns are reused from batch to batch. A
+    1x1 stride-1 kernel needs no im2col: one GEMM on the input itself.
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], **kwargs: Any) -> None:

@@ -100,11 +100,12 @@ class MaxPool2D(_Pool2D):
     Backward routes each output gradient to the first maximal cell of its window (row-major).
     When windows do not overlap (strides == pool_size, the usual case) the input is pooled
     in the batch-last layout (C, H, W, N) that a convolution hands on (other layouts are
-    copied into it): one copy gathers the members of each window row side by side, then
-    the max is taken along W and then along H over contiguous runs of at least
-    W_out * N values, remembering which member won (a 0 / 1 mask for pairs); the output
-    is a view of batch-last memory. Otherwise a loop over window offsets compares each
-    cell with the output. "same" padding pads with -inf.
+    copied into it): one copy gathers cell (i, j) of every window into a contiguous block,
+    then the max is taken along W and then along H between whole blocks, remembering which
+    member won (a 0 / 1 mask for pairs, the first maximal one on ties), channel ranges
+    split over the threads BLAS may use; the output is a view of batch-last memory.
+    Otherwise a loop over window offsets compares each cell with the output. "same"
+    padding pads with -inf.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
