@@ -69,3 +69,21 @@ def test_split_work_gives_identical_results(layout, monkeypatch, rng):
     split = run_chain(x, 7)
     for a, b in zip(serial, split, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_forked_child_gets_working_threads(split_three_ways):
+    """A child forked after the executor started (multiprocessing's default on Linux) must
+    not wait for its parent's threads, which it does not have."""
+    import os
+
+    _parallel.run_split(4, lambda a, b: None, 4)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: split work must finish, then report
+        seen = []
+        _parallel.run_split(6, lambda a, b: seen.extend(range(a, b)), 6)
+        os.write(write, b"ok" if sorted(seen) == list(range(6)) else b"no")
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 2) == b"ok" and status == 0

@@ -24,6 +24,15 @@ _blas_libraries: list | None = None
 _executor: ThreadPoolExecutor | None = None
 
 
+def _forget_executor() -> None:
+    # A forked child has none of its parent's threads: it starts its own executor.
+    global _executor
+    _executor = None
+
+
+os.register_at_fork(after_in_child=_forget_executor)
+
+
 def threads() -> int:
     """The number of threads BLAS may use now (1 when it cannot be told), at most the CPUs."""
     global _blas_libraries
