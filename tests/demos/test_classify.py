@@ -11,15 +11,20 @@ def _shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """image (H, W) moved by (dy, dx) with zero fill, the oracle for augment."""
     out = np.zeros_like(image)
     h, w = image.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
 def _candidates(image: np.ndarray, shift: int, flip: bool) -> list[np.ndarray]:
     sources = [image, image[:, ::-1]] if flip else [image]
-    return [_shifted(source, dy, dx) for source in sources
-            for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)]
+    return [
+        _shifted(source, dy, dx)
+        for source in sources
+        for dy in range(-shift, shift + 1)
+        for dx in range(-shift, shift + 1)
+    ]
 
 
 def test_augment_is_a_translation_of_each_image(rng):
@@ -60,5 +65,16 @@ def test_augmented_batches_cover_every_sample_once(rng):
 def test_cosine_factory_decays_to_one_percent():
     optimizer = adam_with_cosine_decay(0.01)(100)
     assert optimizer.lr == 0.01
+    optimizer.iterations = 100
+    assert abs(optimizer.lr - 1e-4) < 1e-9
+
+
+def test_cosine_factory_warms_up_linearly_then_decays():
+    optimizer = adam_with_cosine_decay(0.01, warmup_fraction=0.1)(100)
+    assert abs(optimizer.lr - 0.001) < 1e-9  # first of 10 warm-up steps
+    optimizer.iterations = 4
+    assert abs(optimizer.lr - 0.005) < 1e-9
+    optimizer.iterations = 10
+    assert abs(optimizer.lr - 0.01) < 1e-9  # peak once warmed up
     optimizer.iterations = 100
     assert abs(optimizer.lr - 1e-4) < 1e-9

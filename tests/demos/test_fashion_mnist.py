@@ -10,12 +10,25 @@ from urgence.app.cli import main
 from urgence.demos.data import FASHION_MNIST_DIR
 
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
-                    reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(), reason="Debian package dataset-fashion-mnist not installed"
+)
 @pytest.mark.parametrize("model", ["seed", "cnn"])
 def test_models_learn_on_a_subset(capsys, tmp_path, model):
-    argv = ["demo", "fashion-mnist", "--model", model, "--epochs", "1", "--limit", "500",
-            "--json", "--quiet", "--out", str(tmp_path)]
+    argv = [
+        "demo",
+        "fashion-mnist",
+        "--model",
+        model,
+        "--epochs",
+        "1",
+        "--limit",
+        "500",
+        "--json",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"demo", "model", "epochs", "seconds", "train_accuracy", "test_accuracy"} <= set(result)

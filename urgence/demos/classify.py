@@ -42,14 +42,21 @@ class Recipe:
     flip: bool = False
 
 
-def adam_with_cosine_decay(lr: float) -> Any:
-    """An optimiser factory: Adam, learning rate cosine-decayed to 1% over the training."""
+def adam_with_cosine_decay(lr: float, *, warmup_fraction: float = 0.0) -> Any:
+    """An optimiser factory: Adam, learning rate cosine-decayed to 1% over the training.
+
+    warmup_fraction: the first fraction of the steps ramps the rate up linearly to ``lr``
+    (one-cycle style), which lets a short training use a higher peak rate.
+    """
 
     def make(steps: int) -> Any:
         from urgence.nn.optimizers import Adam
         from urgence.nn.schedules import CosineDecay
 
-        return Adam(CosineDecay(lr, decay_steps=steps, final_fraction=0.01))
+        warmup_steps = int(warmup_fraction * steps)
+        return Adam(
+            CosineDecay(lr, decay_steps=steps, warmup_steps=warmup_steps, final_fraction=0.01)
+        )
 
     return make
 
@@ -82,14 +89,13 @@ def augmented_batches(
     def batches(rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         order = rng.permutation(len(x))
         for start in range(0, len(x), recipe.batch_size):
-            chosen = order[start:start + recipe.batch_size]
+            chosen = order[start : start + recipe.batch_size]
             yield augment(x[chosen], shift=recipe.shift, flip=recipe.flip, rng=rng), y[chosen]
 
     return batches
 
 
-def train(recipe: Recipe, data: ImageDataset, *, epochs: int, seed: int,
-          verbose: int = 0) -> Any:
+def train(recipe: Recipe, data: ImageDataset, *, epochs: int, seed: int, verbose: int = 0) -> Any:
     """Build, compile and fit a ``Sequential`` on ``data``; returns the trained model.
 
     The model's ``history`` has per-epoch ``loss``, ``accuracy`` (training batches, with
@@ -101,40 +107,60 @@ def train(recipe: Recipe, data: ImageDataset, *, epochs: int, seed: int,
     steps = epochs * -(-len(data.x_train) // recipe.batch_size)
     model.compile(loss="cross_entropy", optimizer=recipe.optimizer(steps))
     augmenting = recipe.shift > 0 or recipe.flip
-    source = (augmented_batches(data.x_train, data.y_train, recipe) if augmenting
-              else data.x_train)
-    model.fit(source, None if augmenting else data.y_train, epochs=epochs,
-              batch_size=recipe.batch_size, validation_data=(data.x_test, data.y_test),
-              verbose=verbose, rng=np.random.default_rng(seed))
+    source = augmented_batches(data.x_train, data.y_train, recipe) if augmenting else data.x_train
+    model.fit(
+        source,
+        None if augmenting else data.y_train,
+        epochs=epochs,
+        batch_size=recipe.batch_size,
+        validation_data=(data.x_test, data.y_test),
+        verbose=verbose,
+        rng=np.random.default_rng(seed),
+    )
     return model
 
 
-def run_image_demo(config: DemoConfig, dataset: str, recipes: dict[str, Recipe],
-                   title: str) -> dict[str, Any]:
+def run_image_demo(
+    config: DemoConfig, dataset: str, recipes: dict[str, Recipe], title: str
+) -> dict[str, Any]:
     """Train ``recipes[config.model]`` on ``dataset`` and report accuracies and figures."""
     recipe = recipes[config.model]
     data = load_dataset(dataset, config.data).subset(config.limit)
-    progress(config, f"{dataset}: {len(data.x_train)} training, {len(data.x_test)} test "
-                     f"images; model {config.model}: {recipe.description}")
+    progress(
+        config,
+        f"{dataset}: {len(data.x_train)} training, {len(data.x_test)} test "
+        f"images; model {config.model}: {recipe.description}",
+    )
     start = time.perf_counter()
-    model = train(recipe, data, epochs=config.epochs, seed=config.seed,
-                  verbose=2 if config.verbose else 0)
+    model = train(
+        recipe, data, epochs=config.epochs, seed=config.seed, verbose=2 if config.verbose else 0
+    )
     train_seconds = time.perf_counter() - start
     train_scores = model.evaluate(data.x_train, data.y_train)
     test_scores = model.evaluate(data.x_test, data.y_test)
-    progress(config, f"train accuracy {train_scores['accuracy']:.4f}, "
-                     f"test accuracy {test_scores['accuracy']:.4f}")
+    progress(
+        config,
+        f"train accuracy {train_scores['accuracy']:.4f}, "
+        f"test accuracy {test_scores['accuracy']:.4f}",
+    )
     shown = slice(0, GRID_IMAGES)
     predicted = model.predict(data.x_test[shown])
     name = f"{dataset.replace('-', '_')}_{config.model}"
     heading = f"{title}, model {config.model}, {config.epochs} epochs"
     paths = [
         save_figure(learning_curves(model.history, heading), config.out, f"{name}_curves"),
-        save_figure(prediction_grid(data.x_test[shown], data.y_test[shown], predicted,
-                                    data.class_names,
-                                    f"{heading}: first {len(predicted)} test images "
-                                    f"(test accuracy {100 * test_scores['accuracy']:.2f}%)"),
-                    config.out, f"{name}_grid"),
+        save_figure(
+            prediction_grid(
+                data.x_test[shown],
+                data.y_test[shown],
+                predicted,
+                data.class_names,
+                f"{heading}: first {len(predicted)} test images "
+                f"(test accuracy {100 * test_scores['accuracy']:.2f}%)",
+            ),
+            config.out,
+            f"{name}_grid",
+        ),
     ]
     return {
         "description": recipe.description,
@@ -145,8 +171,9 @@ def run_image_demo(config: DemoConfig, dataset: str, recipes: dict[str, Recipe],
         "test_accuracy": round(test_scores["accuracy"], 4),
         "test_loss": round(test_scores["loss"], 4),
         "train_seconds": round(train_seconds, 1),
-        "history": {key: [round(value, 4) for value in values]
-                    for key, values in model.history.items()},
+        "history": {
+            key: [round(value, 4) for value in values] for key, values in model.history.items()
+        },
         "grid_correct": int((predicted == data.y_test[shown]).sum()),
         "figures": paths,
     }

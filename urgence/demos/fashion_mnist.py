@@ -2,8 +2,9 @@
 
 The seed's network: a convolution of 4 kernels 3 x 3, ReLU, flatten, a dense softmax layer
 (``--model seed``, reproduced layer for layer, trained with Adam on mini-batches instead of
-the seed's full-batch gradient descent). ``--model cnn`` stacks two convolution blocks with batch
-normalisation, trained on randomly mirrored images.
+the seed's full-batch gradient descent). ``--model cnn`` stacks two small convolution blocks
+with batch normalisation, trained for 6 epochs with a warmed-up, cosine-decayed Adam: sized to
+reach 92% test accuracy within the 3-minute budget of a demo on 2 cores.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from urgence.demos.common import DemoConfig
 def _seed() -> list:
     from urgence.nn.layers import Conv2D, Dense, Flatten, Softmax
 
-    return [Conv2D(4, 3, activation="relu"), Flatten(), Dense(10, kernel_initializer="glorot"),
-            Softmax()]
+    return [
+        Conv2D(4, 3, activation="relu"),
+        Flatten(),
+        Dense(10, kernel_initializer="glorot"),
+        Softmax(),
+    ]
 
 
 def _cnn() -> list:
@@ -33,19 +38,43 @@ def _cnn() -> list:
         Softmax,
     )
 
-    # no convolution bias: the batch normalisation that follows has its own shift
-    return [Conv2D(32, 3, padding="same", use_bias=False), BatchNormalization(), ReLU(),
-            MaxPool2D(2),
-            Conv2D(64, 3, use_bias=False), BatchNormalization(), ReLU(), MaxPool2D(2),
-            Flatten(), Dense(256, activation="relu"), Dropout(0.2), Dense(10), Softmax()]
+    # Each convolution is pooled before its batch normalisation and ReLU, which then work
+    # on a quarter of the values (max-pooling commutes with ReLU; only the normalisation
+    # statistics differ from the usual order). No convolution bias: the batch normalisation
+    # that follows has its own shift.
+    return [
+        Conv2D(24, 3, padding="same", use_bias=False),
+        MaxPool2D(2),
+        BatchNormalization(),
+        ReLU(),
+        Conv2D(48, 3, use_bias=False),
+        MaxPool2D(2),
+        BatchNormalization(),
+        ReLU(),
+        Flatten(),
+        Dense(128, activation="relu"),
+        Dropout(0.2),
+        Dense(10),
+        Softmax(),
+    ]
 
 
 RECIPES: dict[str, Recipe] = {
-    "seed": Recipe("the seed's: conv 4x3x3 ReLU, flatten, dense softmax; Adam", _seed,
-                   adam_with_cosine_decay(3e-3), batch_size=128, epochs=5),
-    "cnn": Recipe("conv 32x3x3, batch norm, pool, conv 64x3x3, batch norm, pool, dense 256, "
-                  "dropout 0.2; Adam, random mirror", _cnn, adam_with_cosine_decay(3e-3),
-                  batch_size=128, epochs=12, flip=True),
+    "seed": Recipe(
+        "the seed's: conv 4x3x3 ReLU, flatten, dense softmax; Adam",
+        _seed,
+        adam_with_cosine_decay(3e-3),
+        batch_size=128,
+        epochs=5,
+    ),
+    "cnn": Recipe(
+        "conv 24x3x3, pool, batch norm, conv 48x3x3, pool, batch norm, dense 128, "
+        "dropout 0.2; Adam 6e-3 warmed up over 10% of the steps, cosine decay",
+        _cnn,
+        adam_with_cosine_decay(6e-3, warmup_fraction=0.1),
+        batch_size=128,
+        epochs=6,
+    ),
 }
 DATA_SET = "fashion-mnist"
 MODELS: tuple[str, ...] = tuple(RECIPES)
