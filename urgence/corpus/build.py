@@ -12,8 +12,9 @@ Sources and labels:
   out of carrier phrases (``espeak-phrase``) or kept with the 1 s of the phrase around them
   (``espeak-context``, neighbouring words included); `_unknown_` words alone or cut out of generic
   phrases (``espeak-unknown``, a third of them sound-alikes of the keywords), 1 s windows
-  of sentences of random words (``espeak-running``), and 1 s of a keyword phrase that misses
-  the keyword (``espeak-neighbours``: its neighbouring words, the hardest negatives).
+  of sentences of random words and numbers (``espeak-running``), and 1 s of a keyword
+  phrase that misses the keyword (``espeak-neighbours``: its neighbours, the hardest
+  negatives).
 - Speech Commands (real English speakers): `_unknown_` (``speech-commands``).
 - asterisk French prompts (one real speaker, telephone quality): `_unknown_` (``asterisk``).
 - background noise, train/val halves: `_silence_` (``noise``).
@@ -68,6 +69,9 @@ RUNNING_SPEECH_WINDOWS = 2
 # share of keyword phrases that also give a `_unknown_` clip of their other words (corpus
 # v2 had none: in calls the model fired on the words around keywords, 30 false alarms /h)
 NEIGHBOURS_SHARE = 0.75
+# share of running-speech sentences holding numbers (phone numbers, ages, street numbers,
+# times: callers say many, and corpus v3 fired on them: "cinquante-six" as intoxication)
+NUMBERS_SHARE = 0.35
 # share of keyword phrases kept as the 1 s around the keyword, neighbouring words included
 # (a call's windows never hold a keyword in silence; trained on words in silence only, the
 # model answered `_unknown_` to keywords in running speech)
@@ -85,7 +89,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -264,6 +268,19 @@ def _espeak_settings(rng: np.random.Generator) -> dict[str, int]:
     }
 
 
+def _running_text(vocabulary: list[str], rng: np.random.Generator) -> str:
+    """Random words, and in ``NUMBERS_SHARE`` of sentences groups of digits among them
+    (espeak-ng speaks "06 12 34" as French numbers)."""
+    words = list(rng.choice(vocabulary, int(rng.integers(*RUNNING_SPEECH_WORDS))))
+    if rng.random() < NUMBERS_SHARE:
+        groups = [str(int(rng.integers(0, 100))).zfill(2) for _ in range(rng.integers(1, 5))]
+        if rng.random() < 0.3:
+            groups = [str(int(rng.integers(1, 2000)))]
+        at = int(rng.integers(len(words) + 1))
+        words[at:at] = groups
+    return " ".join(words)
+
+
 def _espeak_clips(
     voice: str,
     config: BuildConfig,
@@ -313,7 +330,7 @@ def _espeak_clips(
             )
     for _ in range(config.unknown_per_voice):
         if rng.random() < RUNNING_SPEECH_SHARE:
-            text = " ".join(rng.choice(vocabulary, int(rng.integers(*RUNNING_SPEECH_WORDS))))
+            text = _running_text(vocabulary, rng)
             try:
                 speech = synthesize(text, voice=voice, **_espeak_settings(rng))
             except SynthesisError:
