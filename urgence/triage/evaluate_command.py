@@ -14,8 +14,9 @@ each through the detector in 100 ms chunks, routes it, and reports:
 - the real-time factor of the run (CPU time of streaming detection and routing, BLAS limited
   to one thread when threadpoolctl is installed).
 
-``--tune`` instead chooses the per-keyword thresholds on calls of the validation voices and
-stores them in the model file (``urgence.kws.detector.tune_thresholds``).
+``--tune`` instead chooses the per-keyword thresholds on calls of the validation voices and on
+the validation split of the real speech, and stores them in the model file
+(``urgence.kws.detector.tune_thresholds``).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--tune",
         action="store_true",
         help="instead of evaluating, choose per-keyword thresholds on generated calls of the "
-        "validation voices (use another --seed than for evaluation) and store them in the "
-        "model file",
+        "validation voices (use another --seed than for evaluation) and on the validation "
+        "split of --speech, and store them in the model file",
     )
 
 
@@ -144,10 +145,10 @@ def false_alarms_on_speech(model, folder: Path) -> dict[str, Any]:
     """Detections on every *.wav under ``folder`` (speech that holds no keyword).
 
     The corpus trains its `_unknown_` class on some of the Asterisk prompts (those whose id
-    ``asterisk:<folder>/<name>`` falls in the ``train`` split): ``held_out`` counts only the
-    others, which no model has heard."""
+    ``asterisk:<folder>/<name>`` falls in the ``train`` split) and ``--tune`` sets thresholds
+    on those of the ``val`` split: ``held_out`` counts only the ``test`` split, which neither
+    training nor tuning has heard."""
     from urgence.audio.io import AudioError, load_audio
-    from urgence.corpus.splits import split_of
     from urgence.kws.detector import detect
 
     paths = sorted(folder.rglob("*.wav"))
@@ -163,7 +164,7 @@ def false_alarms_on_speech(model, folder: Path) -> dict[str, Any]:
         found = Counter(d.keyword for d in detect(model, samples))
         seconds += samples.shape[0] / rate
         heard.update(found)
-        if split_of(f"asterisk:{path.parent.name}/{path.stem}") != "train":
+        if _speech_split(path) == "test":
             held_files += 1
             held_seconds += samples.shape[0] / rate
             held_heard.update(found)
@@ -187,6 +188,31 @@ def false_alarms_on_speech(model, folder: Path) -> dict[str, Any]:
             "false_alarms_per_hour": per_hour(held_total, held_seconds),
         },
     }
+
+
+def _speech_split(path: Path) -> str:
+    """The corpus split of a real-speech recording (as the corpus build names its speaker)."""
+    from urgence.corpus.splits import split_of
+
+    return split_of(f"asterisk:{path.parent.name}/{path.stem}")
+
+
+def _tuning_speech(folder: str) -> list[np.ndarray]:
+    """The ``val``-split recordings of the real-speech folder: keyword-free audio for tuning,
+    so that thresholds also answer for real voices (not only for the generated calls)."""
+    from urgence.audio.io import AudioError, load_audio
+
+    if not folder or not Path(folder).is_dir():
+        return []
+    recordings = []
+    for path in sorted(Path(folder).rglob("*.wav")):
+        if _speech_split(path) != "val":
+            continue
+        try:
+            recordings.append(load_audio(path))
+        except AudioError:
+            continue
+    return recordings
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -289,8 +315,8 @@ def print_report(result: dict[str, Any]) -> None:
     if speech:
         held = speech["held_out"]
         print(
-            f"  of which never trained on ({held['files']} files, {held['minutes']} min): "
-            f"{held['false_alarms']} = {held['false_alarms_per_hour']} /h"
+            f"  of which never trained nor tuned on ({held['files']} files, "
+            f"{held['minutes']} min): {held['false_alarms']} = {held['false_alarms_per_hour']} /h"
         )
     print(f"false alarms per hour, all speech without keyword: {result['false_alarms_per_hour']}")
     print(f"stray detections in all calls: {result['stray_detections']}")
@@ -317,7 +343,9 @@ def tune(model, args: argparse.Namespace, calls) -> int:
     from urgence.kws.detector import tune_thresholds
     from urgence.kws.model import store_tuning
 
-    thresholds = tune_thresholds(model, [(c.samples, c.keywords) for c in calls])
+    recordings = [(c.samples, c.keywords) for c in calls]
+    recordings += [(samples, []) for samples in _tuning_speech(args.speech)]
+    thresholds = tune_thresholds(model, recordings)
     tuned = store_tuning(model.source, thresholds=thresholds, detector=model.detector_config)
     if args.json:
         print(
