@@ -82,4 +82,10 @@ DEFAULT_EPOCHS: dict[str, int | None] = {name: recipe.epochs for name, recipe in
 
 
 def run(config: DemoConfig) -> dict[str, Any]:
-    return run_image_demo(config, DATA_SET, RECIPES, "Fashion-MNIST")
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread (which also keeps the engine's element-wise work in this thread): on
+    # the shared 2-core machine, two OpenBLAS threads made a training batch 6-11x slower,
+    # with the same results (docs/RESULTS.md, known issues).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return run_image_demo(config, DATA_SET, RECIPES, "Fashion-MNIST")
