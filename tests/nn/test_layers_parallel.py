@@ -17,6 +17,7 @@ def split_three_ways(monkeypatch):
     """Every job split into three parts, however small."""
     monkeypatch.setattr(_parallel, "threads", lambda: 3)
     monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
+    monkeypatch.setattr(_parallel, "SPLIT_WORK", True)
 
 
 def test_parts_cover_the_range_once_on_several_threads(split_three_ways):
@@ -66,6 +67,7 @@ def test_split_work_gives_identical_results(layout, monkeypatch, rng):
     serial = run_chain(x, 7)
     monkeypatch.setattr(_parallel, "threads", lambda: 3)
     monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
+    monkeypatch.setattr(_parallel, "SPLIT_WORK", True)
     split = run_chain(x, 7)
     for a, b in zip(serial, split, strict=True):
         np.testing.assert_array_equal(a, b)

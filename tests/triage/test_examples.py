@@ -46,9 +46,7 @@ KNOWN_MISSES = {
 
 def _case(name):
     if name in KNOWN_MISSES:
-        return pytest.param(
-            name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[name])
-        )
+        return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[name]))
     return name
 
 

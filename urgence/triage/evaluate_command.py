@@ -16,7 +16,7 @@ each through the detector in 100 ms chunks, routes it, and reports:
 
 ``--tune`` instead chooses the per-keyword thresholds on calls of the validation voices and on
 the validation split of the real speech, and stores them in the model file
-(``urgence.kws.detector.tune_thresholds``).
+(``urgence.triage.tuning``; ``--objective f1``: ``urgence.kws.detector.tune_thresholds``).
 """
 
 from __future__ import annotations
@@ -65,6 +65,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="instead of evaluating, choose per-keyword thresholds on generated calls of the "
         "validation voices (use another --seed than for evaluation) and on the validation "
         "split of --speech, and store them in the model file",
+    )
+    parser.add_argument(
+        "--objective",
+        choices=("routing", "f1"),
+        default="routing",
+        help="with --tune: maximise the calls routed right minus false alarms on real speech "
+        "(routing, default; urgence.triage.tuning) or each keyword's F1 score (f1)",
     )
 
 
@@ -342,10 +349,14 @@ def tune(model, args: argparse.Namespace, calls) -> int:
     """Tune the thresholds on ``calls`` and store them with the model."""
     from urgence.kws.detector import tune_thresholds
     from urgence.kws.model import store_tuning
+    from urgence.triage.tuning import tune_for_routing
 
-    recordings = [(c.samples, c.keywords) for c in calls]
-    recordings += [(samples, []) for samples in _tuning_speech(args.speech)]
-    thresholds = tune_thresholds(model, recordings)
+    speech = _tuning_speech(args.speech)
+    if args.objective == "routing":
+        thresholds = tune_for_routing(model, [(c.samples, c.services) for c in calls], speech)
+    else:
+        recordings = [(c.samples, c.keywords) for c in calls]
+        thresholds = tune_thresholds(model, recordings + [(s, []) for s in speech])
     tuned = store_tuning(model.source, thresholds=thresholds, detector=model.detector_config)
     if args.json:
         print(

@@ -17,6 +17,11 @@ import numpy as np
 # Below this many values per call, handing work to another thread (~50 us) costs more
 # than it saves.
 MIN_VALUES = 1 << 18
+# Off: on this 2-core machine, idle, the MNIST CNN epoch with 2 BLAS threads took 1.75x
+# PyTorch's time with the split and 1.20x without (benchmarks/engine_vs_torch.py, 5 and 3
+# pairs): the Python threads fight OpenBLAS's own for the two cores. Kept, tested, for
+# machines with more cores, where it has not been measured yet.
+SPLIT_WORK = False
 
 # os.cpu_count() measured 130 us per call here: asked once.
 _CPUS = os.cpu_count() or 1
@@ -48,7 +53,7 @@ def threads() -> int:
 def split_count(values: int, length: int | None = None) -> int:
     """Into how many parts :func:`run_split` cuts a job of ``values`` values (over
     ``length`` items): 1 means in the calling thread."""
-    count = threads() if values >= MIN_VALUES else 1
+    count = threads() if SPLIT_WORK and values >= MIN_VALUES else 1
     return count if length is None else min(count, length)
 
 
