@@ -141,7 +141,7 @@ def test_tune_stores_thresholds_in_the_model(tmp_path, incendie_model_path, caps
     assert {printed[k] for k in KEYWORDS if k != "incendie"} == {0.95}
 
 
-def test_tuning_uses_only_the_validation_split_of_real_speech(tmp_path):
+def test_tuning_never_uses_the_test_split_of_real_speech(tmp_path):
     from urgence.corpus.splits import split_of
     from urgence.triage.evaluate_command import _tuning_speech
 
@@ -152,7 +152,7 @@ def test_tuning_uses_only_the_validation_split_of_real_speech(tmp_path):
     for i, name in enumerate(names):
         sf.write(folder / f"{name}.wav", np.full(800 + i, 0.01, np.float32), 16000)
     picked = _tuning_speech(str(tmp_path))
-    wanted = sorted(n for n in names if splits[n] == "val")
+    wanted = sorted(n for n in names if splits[n] != "test")
     assert 0 < len(wanted) < len(names)
     assert sorted(len(samples) - 800 for samples in picked) == sorted(map(names.index, wanted))
     assert _tuning_speech("") == [] and _tuning_speech(str(tmp_path / "missing")) == []
