@@ -195,12 +195,13 @@ class _Decider:
         return round(start, 3), round(end, 3)
 
 
-def _config_of(model: PosteriorModel, config: DetectorConfig | None) -> DetectorConfig:
+def config_of(model: PosteriorModel, config: DetectorConfig | None) -> DetectorConfig:
     """The settings given, else those stored with the model, else the defaults."""
     return config or getattr(model, "detector_config", None) or DetectorConfig()
 
 
-def _keyword_columns(labels: Sequence[str]) -> tuple[list[int], list[str]]:
+def keyword_columns(labels: Sequence[str]) -> tuple[list[int], list[str]]:
+    """The columns of the keywords among a model's labels, and the keywords, in label order."""
     columns = [i for i, label in enumerate(labels) if label in KEYWORDS]
     if not columns:
         raise ValueError(f"the model has no keyword among its labels {list(labels)}")
@@ -244,10 +245,10 @@ class StreamingDetector:
 
     def __init__(self, model: PosteriorModel, config: DetectorConfig | None = None) -> None:
         self.model = model
-        self.config = _config_of(model, config)
+        self.config = config_of(model, config)
         self.features: FeatureConfig = model.feature_config
         self.hop_frames = _hop_frames(self.config, self.features)
-        self._columns, keywords = _keyword_columns(list(model.labels))
+        self._columns, keywords = keyword_columns(list(model.labels))
         self._decider = _Decider(keywords, model.thresholds, self.config, self.features.clip_s)
         self._stream = LogMelStream(self.features)
         lead = np.zeros(_lead_samples(self.config, self.features), np.float32)
@@ -337,7 +338,7 @@ def window_posteriors(
 ) -> np.ndarray:
     """The posteriors the detector sees: samples (n,) float32 -> (n_windows, n_labels) float32,
     window ``i`` starting at ``i * hop_s - edge_s`` (silence padded as by the detector)."""
-    config = _config_of(model, config)
+    config = config_of(model, config)
     features = model.feature_config
     if samples.shape[0] == 0:
         return np.zeros((0, len(model.labels)), dtype=np.float32)
@@ -366,7 +367,7 @@ def detections_from_posteriors(
 ) -> list[Detection]:
     """The post-processing alone: posteriors (n_windows, n_labels) float32 -> detections."""
     config = config or DetectorConfig()
-    columns, keywords = _keyword_columns(list(labels))
+    columns, keywords = keyword_columns(list(labels))
     decider = _Decider(keywords, thresholds, config, clip_s)
     detections: list[Detection] = []
     for row in posteriors[:, columns]:
@@ -396,9 +397,9 @@ def tune_thresholds(
     only re-run the post-processing. Store the result in the model metadata as
     ``thresholds``.
     """
-    config = _config_of(model, config)
+    config = config_of(model, config)
     labels = list(model.labels)
-    _, keywords = _keyword_columns(labels)
+    _, keywords = keyword_columns(labels)
     rate = model.feature_config.sample_rate
     prepared = [
         (window_posteriors(model, samples, config), truth, samples.shape[0] / rate)

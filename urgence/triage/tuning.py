@@ -23,9 +23,9 @@ import numpy as np
 from urgence.kws.detector import (
     DetectorConfig,
     PosteriorModel,
-    _config_of,
-    _keyword_columns,
+    config_of,
     detections_from_posteriors,
+    keyword_columns,
     window_posteriors,
 )
 from urgence.triage.router import route
@@ -50,9 +50,9 @@ def tune_for_routing(
     """
     if not calls:
         raise ValueError("tuning needs at least one call")
-    config = _config_of(model, config)
+    config = config_of(model, config)
     labels = list(model.labels)
-    _, keywords = _keyword_columns(labels)
+    _, keywords = keyword_columns(labels)
     rate = model.feature_config.sample_rate
     clip_s = model.feature_config.clip_s
 
