@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# System packages the project needs (data sets for the demos and evaluation, chromium for
-# the browser test). Non-interactive, idempotent, skipped where not root or apt is absent.
+# System packages the project needs (data sets for the demos and evaluation, the Pico
+# synthesiser for the training corpus, chromium for the browser test). Non-interactive,
+# idempotent, skipped where not root or apt is absent.
 set -euo pipefail
-packages=(dataset-fashion-mnist asterisk-core-sounds-fr-wav)
+packages=(dataset-fashion-mnist asterisk-core-sounds-fr-wav libttspico-utils)
 if [ "${URGENCE_WITH_BROWSER:-1}" = "1" ]; then
   packages+=(chromium)
 fi
@@ -19,4 +20,23 @@ if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != "0" ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+installable() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
+if ! installable libttspico-utils && grep -q '^ID=debian' /etc/os-release; then
+  # Pico's code is Apache-2.0, but its voice data comes without the sources that built it,
+  # so Debian ships it in the non-free component, which a default install does not list.
+  codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$codename" > /etc/apt/sources.list.d/urgence-non-free.sources
+  apt-get update -qq
+fi
+available=()
+for p in "${missing[@]}"; do
+  if installable "$p"; then
+    available+=("$p")
+  else
+    echo "setup-system: $p is not in this system's package lists; what needs it will skip" >&2
+  fi
+done
+if [ ${#available[@]} -gt 0 ]; then
+  apt-get install -y -qq --no-install-recommends "${available[@]}" >/dev/null
+fi

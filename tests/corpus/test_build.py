@@ -14,6 +14,7 @@ from urgence.corpus.build import (
     shard_rng,
 )
 from urgence.corpus.dataset import read_npz
+from urgence.corpus.pico import pico_available
 from urgence.corpus.splits import SPLITS
 from urgence.corpus.vocabulary import KEYWORDS, LABELS, SILENCE, UNKNOWN
 
@@ -48,6 +49,8 @@ def test_every_class_is_present_with_the_right_sources(tiny_corpus):
     for split in SPLITS:
         all_sources |= set(_features(tiny_corpus, split)["source"])
     assert {"speech-commands", "noise"} <= all_sources
+    if pico_available():
+        assert {"pico-isolated", "pico-neighbours"} <= all_sources
     labels_by_source = {}
     for split in SPLITS:
         part = _features(tiny_corpus, split)

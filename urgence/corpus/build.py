@@ -15,6 +15,8 @@ Sources and labels:
   of sentences of random words and numbers (``espeak-running``), and 1 s of a keyword
   phrase that misses the keyword (``espeak-neighbours``: its neighbours, the hardest
   negatives).
+- SVOX Pico, a second synthesiser made into ``pico_voices`` pseudo-speakers (``pico.py``):
+  the same kinds of clips as espeak-ng, sources ``pico-isolated`` ... ``pico-neighbours``.
 - Speech Commands (real English speakers): `_unknown_` (``speech-commands``).
 - asterisk French prompts (one real speaker, telephone quality): `_unknown_` (``asterisk``).
 - background noise, train/val halves: `_silence_` (``noise``).
@@ -29,6 +31,7 @@ import multiprocessing
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -49,8 +52,9 @@ from urgence.corpus.clips import (
     to_int16,
 )
 from urgence.corpus.dataset import read_npz, save_npz_atomically
+from urgence.corpus.pico import pico_available, pico_voices, speak_pico
 from urgence.corpus.splits import SPLITS, split_of
-from urgence.corpus.synth import SynthesisError, french_voices, synthesize
+from urgence.corpus.synth import Speech, SynthesisError, french_voices, synthesize
 from urgence.corpus.unknown_words import sound_alikes, unknown_words
 from urgence.corpus.vocabulary import KEYWORDS, LABELS, SILENCE, UNKNOWN
 from urgence.nn.progress import ProgressBar
@@ -89,7 +93,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -102,7 +106,8 @@ class BuildConfig:
     """What to build. ``shared`` is the folder holding ``data/`` (DATA.md); None skips the
     real speech and noise sources (silence is then generated)."""
 
-    voices: int | None = None  # None: every French voice
+    voices: int | None = None  # None: every French espeak voice
+    pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one
     isolated_per_keyword: int = 3  # per voice and keyword
@@ -126,6 +131,7 @@ class BuildConfig:
             isolated_per_keyword=1,
             phrase_per_keyword=1,
             unknown_per_voice=3,
+            pico_voices=1 if pico_available() else 0,
             vocabulary_size=300,
             speech_commands_clips=6,
             asterisk_clips=4,
@@ -151,7 +157,7 @@ class ShardSpec:
     """One unit of work: ``kind`` selects the generator, ``items`` its inputs."""
 
     name: str
-    kind: str  # "espeak", "speech-commands", "asterisk", "silence", "user"
+    kind: str  # "espeak", "pico", "speech-commands", "asterisk", "silence", "user"
     items: tuple[str, ...] = ()
 
 
@@ -217,6 +223,17 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
         picks = np.linspace(0, len(voices) - 1, config.voices).round().astype(int)
         voices = [voices[i] for i in picks]
     shards = [ShardSpec(f"espeak-{voice}", "espeak", (voice,)) for voice in voices]
+    if config.pico_voices < 0:
+        raise BuildError(f"--pico-voices must be >= 0, got {config.pico_voices}")
+    if config.pico_voices and not pico_available():
+        raise BuildError(
+            "--pico-voices needs pico2wave: install Debian's libttspico-utils "
+            "(scripts/setup-system.sh does), or pass --pico-voices 0"
+        )
+    shards += [
+        ShardSpec(voice.name.replace(":", "-"), "pico", (voice.name,))
+        for voice in pico_voices(config.pico_voices)
+    ]
     rng = shard_rng(config.seed, "plan")
 
     commands_root = _data(config, "speech_commands_v002_test")
@@ -281,6 +298,11 @@ def _running_text(vocabulary: list[str], rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
+# speak(text, target) -> Speech: one synthesiser and voice; target is the word whose span
+# the caller needs (a synthesiser without word timings speaks around it in pieces)
+Speaker = Callable[[str, "str | None"], Speech]
+
+
 def _espeak_clips(
     voice: str,
     config: BuildConfig,
@@ -289,34 +311,66 @@ def _espeak_clips(
     vocabulary: list[str],
     alikes: list[str],
 ) -> None:
-    speaker = f"espeak:{voice}"
+    def speak(text: str, target: str | None) -> Speech:
+        return synthesize(text, voice=voice, **_espeak_settings(rng))
+
+    _synthesised_clips(f"espeak:{voice}", "espeak", speak, config, rng, batch, vocabulary, alikes)
+
+
+def _pico_clips(
+    name: str,
+    config: BuildConfig,
+    rng: np.random.Generator,
+    batch: ClipBatch,
+    vocabulary: list[str],
+    alikes: list[str],
+) -> None:
+    voice = {v.name: v for v in pico_voices(config.pico_voices)}[name]
+
+    def speak(text: str, target: str | None) -> Speech:
+        return speak_pico(text, target, voice=voice, rng=rng)
+
+    _synthesised_clips(voice.name, "pico", speak, config, rng, batch, vocabulary, alikes)
+
+
+def _synthesised_clips(
+    speaker: str,
+    engine: str,
+    speak: Speaker,
+    config: BuildConfig,
+    rng: np.random.Generator,
+    batch: ClipBatch,
+    vocabulary: list[str],
+    alikes: list[str],
+) -> None:
+    """Every clip of one synthetic speaker; sources are named ``f"{engine}-<kind>"``."""
     split = split_of(speaker, holdout=config.holdout)
 
     def attempt(
         text: str,
         target: str | None,
         label: str,
-        source: str,
+        kind: str,
         context: bool = False,
         neighbours: bool = False,
     ) -> None:
         try:
-            speech = synthesize(text, voice=voice, **_espeak_settings(rng))
+            speech = speak(text, target)
             if context:
                 clip = context_clip(speech, target, rng=rng)
             else:
                 word = speech.samples if target is None else cut_word(speech, target)
                 clip = make_clip(word, rng=rng)
-            batch.add(clip, label, speaker, source, text, split)
+            batch.add(clip, label, speaker, f"{engine}-{kind}", text, split)
             if neighbours:
                 clip = context_negative(speech, target, rng=rng)
-                batch.add(clip, UNKNOWN, speaker, "espeak-neighbours", text, split)
+                batch.add(clip, UNKNOWN, speaker, f"{engine}-neighbours", text, split)
         except (ClipError, SynthesisError):
             pass  # a word too long at this rate, or a voice that fails: one clip fewer
 
     for keyword in KEYWORDS:
         for _ in range(config.isolated_per_keyword):
-            attempt(keyword, None, keyword, "espeak-isolated")
+            attempt(keyword, None, keyword, "isolated")
         for _ in range(config.phrase_per_keyword):
             text = phrases.keyword_phrase(keyword, rng)
             context = bool(rng.random() < CONTEXT_SHARE)
@@ -324,7 +378,7 @@ def _espeak_clips(
                 text,
                 keyword,
                 keyword,
-                "espeak-context" if context else "espeak-phrase",
+                "context" if context else "phrase",
                 context=context,
                 neighbours=bool(rng.random() < NEIGHBOURS_SHARE),
             )
@@ -332,20 +386,20 @@ def _espeak_clips(
         if rng.random() < RUNNING_SPEECH_SHARE:
             text = _running_text(vocabulary, rng)
             try:
-                speech = synthesize(text, voice=voice, **_espeak_settings(rng))
+                speech = speak(text, None)
             except SynthesisError:
                 continue
             for window in recordings.speech_windows(
                 speech.samples, rng=rng, max_windows=RUNNING_SPEECH_WINDOWS
             ):
-                batch.add(window, UNKNOWN, speaker, "espeak-running", text, split)
+                batch.add(window, UNKNOWN, speaker, f"{engine}-running", text, split)
             continue
         pool = alikes if rng.random() < SOUND_ALIKE_SHARE else vocabulary
         word = pool[int(rng.integers(len(pool)))]
         if " " not in word and "-" not in word and rng.random() < 0.5:
-            attempt(phrases.generic_phrase(word, rng), word, UNKNOWN, "espeak-unknown")
+            attempt(phrases.generic_phrase(word, rng), word, UNKNOWN, "unknown")
         else:
-            attempt(word, None, UNKNOWN, "espeak-unknown")
+            attempt(word, None, UNKNOWN, "unknown")
 
 
 def _speech_commands_clips(
@@ -463,6 +517,8 @@ def generate_clips(spec: ShardSpec, config: BuildConfig) -> tuple[ClipBatch, lis
     problems: list[str] = []
     if spec.kind == "espeak":
         _espeak_clips(spec.items[0], config, rng, batch, vocabulary, alikes)
+    elif spec.kind == "pico":
+        _pico_clips(spec.items[0], config, rng, batch, vocabulary, alikes)
     elif spec.kind == "speech-commands":
         _speech_commands_clips(spec.items, config, rng, batch)
     elif spec.kind == "asterisk":

@@ -17,6 +17,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     build.add_argument("--out", required=True, help="output folder (created if needed)")
     build.add_argument("--voices", type=int, default=None, help="number of espeak voices (all)")
+    build.add_argument(
+        "--pico-voices",
+        type=int,
+        default=None,
+        help="pseudo-speakers of the second synthesiser, SVOX Pico (40; 0 to build without)",
+    )
     build.add_argument("--seed", type=int, default=None, help="build seed (0)")
     build.add_argument(
         "--augment-copies", type=int, default=None, help="augmented copies per training clip (4)"
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     given = {
         "voices": args.voices,
+        "pico_voices": args.pico_voices,
         "seed": args.seed,
         "augment_copies": args.augment_copies,
         "workers": args.workers,
