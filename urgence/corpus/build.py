@@ -76,6 +76,9 @@ NEIGHBOURS_SHARE = 0.75
 # share of running-speech sentences holding numbers (phone numbers, ages, street numbers,
 # times: callers say many, and corpus v3 fired on them: "cinquante-six" as intoxication)
 NUMBERS_SHARE = 0.35
+# share of keyword phrases whose words around the keyword are random (the rest are the fixed
+# carrier phrases): the model is to hear the keyword, not learn its neighbours
+RANDOM_CONTEXT_SHARE = 0.5
 # share of keyword phrases kept as the 1 s around the keyword, neighbouring words included
 # (a call's windows never hold a keyword in silence; trained on words in silence only, the
 # model answered `_unknown_` to keywords in running speech)
@@ -93,7 +96,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -372,7 +375,10 @@ def _synthesised_clips(
         for _ in range(config.isolated_per_keyword):
             attempt(keyword, None, keyword, "isolated")
         for _ in range(config.phrase_per_keyword):
-            text = phrases.keyword_phrase(keyword, rng)
+            if rng.random() < RANDOM_CONTEXT_SHARE:
+                text = phrases.random_context_phrase(keyword, vocabulary, rng)
+            else:
+                text = phrases.keyword_phrase(keyword, rng)
             context = bool(rng.random() < CONTEXT_SHARE)
             attempt(
                 text,

@@ -2,7 +2,9 @@
 
 A keyword spoken inside a sentence is shorter and co-articulated with its neighbours, unlike
 the same word spoken alone; cutting it out of a phrase gives the model the running-speech
-version. Each keyword has several phrases with the keyword at the start, middle and end.
+version. Each keyword has several phrases with the keyword at the start, middle and end,
+and ``random_context_phrase`` puts it among random words: a handful of fixed phrases teaches
+the model their neighbours, and calls say the keywords among other words.
 """
 
 from __future__ import annotations
@@ -123,3 +125,36 @@ def keyword_phrase(keyword: str, rng: np.random.Generator) -> str:
 def generic_phrase(word: str, rng: np.random.Generator) -> str:
     """``word`` inside a random generic template."""
     return GENERIC_TEMPLATES[int(rng.integers(len(GENERIC_TEMPLATES)))].format(word)
+
+
+# determiners that may stand before each keyword (its gender and number)
+_MASCULINE = ("un", "le", "ce", "du", "mon", "au")
+_FEMININE = ("une", "la", "cette", "ma", "de la")
+KEYWORD_DETERMINERS: dict[str, tuple[str, ...]] = {
+    "malaise": _MASCULINE,
+    "hémorragie": _FEMININE,
+    "brûlure": _FEMININE,
+    "intoxication": _FEMININE,
+    "violences": ("des", "les", "ces", "de"),
+    "agression": _FEMININE,
+    "vol": _MASCULINE,
+    "cambriolage": _MASCULINE,
+    "incendie": _MASCULINE,
+    "gaz": ("du", "le", "de", "au"),
+    "effondrement": _MASCULINE,
+    "électrocution": _FEMININE,
+}
+assert set(KEYWORD_DETERMINERS) == set(KEYWORDS)
+# random words before and after the keyword
+CONTEXT_WORDS = (0, 5)
+
+
+def random_context_phrase(keyword: str, vocabulary: list[str], rng: np.random.Generator) -> str:
+    """``keyword``, mostly after a determiner, between 0-4 random words on each side
+    (``vocabulary``: words that are not keywords). KeyError for a non-keyword."""
+    determiners = KEYWORD_DETERMINERS[keyword]
+    before = list(rng.choice(vocabulary, int(rng.integers(*CONTEXT_WORDS))))
+    after = list(rng.choice(vocabulary, int(rng.integers(*CONTEXT_WORDS))))
+    if rng.random() < 0.8:
+        before.append(determiners[int(rng.integers(len(determiners)))])
+    return " ".join([*before, keyword, *after])
