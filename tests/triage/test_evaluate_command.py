@@ -12,12 +12,12 @@ from urgence.triage.calls import Call
 from urgence.triage.evaluate_command import Tally, false_alarms_on_speech, report, score_call
 
 
-def make_call(keywords, name="c"):
+def make_call(keywords, name="c", voice="fr"):
     return Call(
         name=name,
         samples=np.zeros(16000 * 10, np.float32),
         text="...",
-        voice="fr",
+        voice=voice,
         keywords=keywords,
         channel="clean",
         noise="n",
@@ -41,11 +41,12 @@ def test_scoring_counts_routing_delay_and_false_alarms():
         tally,
     )
     # no keyword but a false alarm: misrouted
-    score_call(make_call([]), [(det("vol", "17", 3.0, 3.3), 3.8)], tally)
+    score_call(make_call([], voice="fr+m1"), [(det("vol", "17", 3.0, 3.3), 3.8)], tally)
     result = report(tally, None, seconds=3.0)
     assert result["calls"] == 3 and result["routed"] == 2
     assert result["routing_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert result["all_services_listed"] == pytest.approx(1 / 3, abs=1e-4)
+    assert result["routing_accuracy_by_voice"] == {"fr": 1.0, "fr+m1": 0.0}
     assert result["services"]["15"] == {"precision": None, "recall": 0.0, "support": 1}
     assert result["services"]["17"]["precision"] == 0.0
     assert result["services"]["18"] == {"precision": 1.0, "recall": 1.0, "support": 2}

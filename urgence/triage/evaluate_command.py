@@ -84,6 +84,8 @@ class Tally:
     all_listed: int = 0
     by_channel: Counter = field(default_factory=Counter)
     by_channel_ok: Counter = field(default_factory=Counter)
+    by_voice: Counter = field(default_factory=Counter)
+    by_voice_ok: Counter = field(default_factory=Counter)
     true_pos: Counter = field(default_factory=Counter)
     false_pos: Counter = field(default_factory=Counter)
     false_neg: Counter = field(default_factory=Counter)
@@ -119,6 +121,8 @@ def score_call(call, emitted, tally: Tally) -> None:
     tally.all_listed += listed == needed
     tally.by_channel[call.channel] += 1
     tally.by_channel_ok[call.channel] += ok
+    tally.by_voice[call.voice] += 1
+    tally.by_voice_ok[call.voice] += ok
     for service in listed | needed:
         tally.true_pos[service] += service in listed and service in needed
         tally.false_pos[service] += service in listed and service not in needed
@@ -250,6 +254,9 @@ def report(tally: Tally, speech: dict[str, Any] | None, seconds: float) -> dict[
         "routing_accuracy_by_channel": {
             c: _ratio(tally.by_channel_ok[c], n) for c, n in sorted(tally.by_channel.items())
         },
+        "routing_accuracy_by_voice": {
+            v: _ratio(tally.by_voice_ok[v], n) for v, n in sorted(tally.by_voice.items())
+        },
         "services": services,
         "keyword_recall": _ratio(sum(tally.keywords_found.values()), sum(tally.keywords.values())),
         "keyword_recall_by_keyword": {
@@ -293,6 +300,11 @@ def print_report(result: dict[str, Any]) -> None:
         f"{c} {_pct(v)}" for c, v in result["routing_accuracy_by_channel"].items()
     )
     print(f"  by channel: {by_channel}")
+    by_voice = ", ".join(
+        f"{v} {_pct(r)}"
+        for v, r in sorted(result["routing_accuracy_by_voice"].items(), key=lambda item: item[1])
+    )
+    print(f"  by voice, worst first: {by_voice}")
     print(f"  every needed service listed: {_pct(result['all_services_listed'])}")
     print("service       precision  recall  calls")
     for service, row in result["services"].items():
