@@ -7,7 +7,7 @@ import pytest
 
 from urgence.nn.gradcheck import check_layer_gradients
 from urgence.nn.layers import Conv2D, DepthwiseConv2D, LayerError, MaxPool2D
-from urgence.nn.layers._windows import is_batch_last
+from urgence.nn.layers._windows import direct_strided_loops, is_batch_last
 
 from .conftest import batch_last, pad_for_oracle
 
@@ -257,3 +257,11 @@ def test_chunked_kernel_gradient_product(length, rng):
 
     a, b = rng.standard_normal((8, length)), rng.standard_normal((9, length))
     np.testing.assert_allclose(_product_with_transpose(a, b), a @ b.T, rtol=1e-12, atol=1e-10)
+
+
+def test_direct_strided_loops_restore_numpy_buffer_size():
+    before = np.getbufsize()
+    with pytest.raises(ZeroDivisionError), direct_strided_loops():
+        assert np.getbufsize() < before
+        1 / 0  # noqa: B018
+    assert np.getbufsize() == before

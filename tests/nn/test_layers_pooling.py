@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from urgence.nn.gradcheck import check_layer_gradients
-from urgence.nn.layers import AvgPool2D, GlobalAveragePooling2D, LayerError, MaxPool2D
+from urgence.nn.layers import (
+    AvgPool2D,
+    Conv2D,
+    GlobalAveragePooling2D,
+    LayerError,
+    MaxPool2D,
+    ReLU,
+)
 from urgence.nn.layers._windows import is_batch_last
 
 from .conftest import batch_last, pad_for_oracle
@@ -191,3 +198,65 @@ def test_pool_results_survive_the_next_call(rng):
     kept = first.copy()
     layer.backward(layer.forward(x, training=True) * 3)
     np.testing.assert_array_equal(first, kept)
+
+
+def _relu_pool_chain(rng, relu_in_conv: bool):
+    """A ReLU then a tiled max-pooling, with windows of zeros (ties at the max 0)."""
+    x = rng.standard_normal((4, 2, 9, 8))
+    if relu_in_conv:
+        first = Conv2D(3, 3, activation="relu")
+        first.build((2, 9, 8), rng)
+        first.params["b"][0] = -3.0  # mostly negative: many windows of ReLU zeros
+    else:
+        first = ReLU()
+        first.build((2, 9, 8), rng)
+        x[:, 0] -= 1.5
+    pool = MaxPool2D()
+    pool.build(first.output_shape, rng)
+    return x, first, pool
+
+
+@pytest.mark.parametrize("relu_in_conv", [True, False])
+def test_relu_then_max_pool_gradient_matches_the_unfused_chain(relu_in_conv, rng):
+    """The pool applies the ReLU's mask and the ReLU skips it; the gradient through both
+    must equal the plain chain's, where the pool routes every window's gradient (also a
+    window of zeros) and the ReLU masks it."""
+    x, first, pool = _relu_pool_chain(rng, relu_in_conv)
+    hidden = first.forward(x, training=True)
+    out = pool.forward(hidden, training=True)
+    assert (out == 0).any() and (out > 0).any()
+    grad_out = rng.standard_normal(out.shape)
+    fused = first.backward(pool.backward(grad_out))
+
+    plain_pool = MaxPool2D()
+    plain_pool.build(first.output_shape, rng)
+    first.forward(x, training=True)
+    copy = np.array(hidden)  # not the ReLU's output: no hand-off
+    np.testing.assert_array_equal(plain_pool.forward(copy, training=True), out)
+    routed = plain_pool.backward(grad_out)
+    assert (routed[copy == 0] != 0).any()  # windows of zeros got a gradient, to be masked
+    plain = first.backward(np.array(routed))
+    np.testing.assert_allclose(fused, plain, rtol=0, atol=1e-12)
+    if not relu_in_conv:
+        np.testing.assert_array_equal(plain, routed * (x > 0))
+
+
+def test_relu_output_pooled_passes_no_gradient_through_windows_of_zeros(rng):
+    """The pool's own gradient on a ReLU's output: windows whose max is 0 pass nothing."""
+    _, relu, pool = _relu_pool_chain(rng, relu_in_conv=False)
+    hidden = relu.forward(np.where(rng.random((2, 2, 9, 8)) < 0.9, -1.0, 1.0), training=True)
+    out = pool.forward(hidden, training=True)
+    grad = pool.backward(np.ones_like(out))
+    windows = grad[:, :, :8, :8].reshape(2, 2, 4, 2, 4, 2).sum(axis=(3, 5))
+    np.testing.assert_array_equal(windows, (out > 0).astype(float))
+
+
+def test_relu_masks_any_other_gradient(rng):
+    """The hand-off covers only the pool's own gradient array."""
+    _, relu, pool = _relu_pool_chain(rng, relu_in_conv=False)
+    x = rng.standard_normal((4, 2, 9, 8))
+    hidden = relu.forward(x, training=True)
+    pool.forward(hidden, training=True)
+    pool.backward(rng.standard_normal((4, 2, 4, 4)))  # declares its gradient masked
+    other = rng.standard_normal(hidden.shape)
+    np.testing.assert_array_equal(relu.backward(other), other * (x > 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from urgence.nn.layers._windows import (
     check_padding,
     windowed_output_shape,
 )
+from urgence.nn.layers.activation import hand_gradient_to_relu, is_latest_relu_output
 from urgence.nn.layers.base import Layer, LayerError, Shape
 
 
@@ -106,6 +108,12 @@ class MaxPool2D(_Pool2D):
     split over the threads BLAS may use; the output is a view of batch-last memory.
     Otherwise a loop over window offsets compares each cell with the output. "same"
     padding pads with -inf.
+
+    Pooling a ReLU's output in tiles (a convolution with ``activation="relu"`` before it),
+    backward also applies that ReLU's gradient mask, on the pooled output: windows whose
+    max is 0 pass no gradient, and the ReLU skips its own mask over the 4x larger input
+    (see ``activation.hand_gradient_to_relu``). The gradient through both layers is the
+    same; only this layer's own gradient differs, at windows of zeros.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -151,7 +159,9 @@ class MaxPool2D(_Pool2D):
             _first_max(row_max[:, channels], out[channels], row_winner_part)
 
         run_split(c, pool_channels, cells.size)
-        self._cache = (row_winner, column_winner)
+        relu_output = weakref.ref(x) if is_latest_relu_output(x) else None
+        positive = None if relu_output is None else out > 0
+        self._cache = (row_winner, column_winner, positive, relu_output)
         return out.transpose(3, 0, 1, 2)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
@@ -172,9 +182,13 @@ class MaxPool2D(_Pool2D):
 
     def _tiled_backward(self, grad_out: np.ndarray) -> np.ndarray:
         (ph, pw), geometry = self.pool_size, self._geometry
-        row_winner, column_winner = self._cache
+        row_winner, column_winner, positive, relu_output = self._cache
         n, c, oh, ow = grad_out.shape
-        grad = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0))  # (C, H_out, W_out, N)
+        if positive is None:
+            grad = np.ascontiguousarray(grad_out.transpose(1, 2, 3, 0))  # (C, H_out, W_out, N)
+        else:  # the ReLU's mask, in the same pass as the copy
+            grad = np.empty(positive.shape, dtype=grad_out.dtype)
+            np.multiply(grad_out.transpose(1, 2, 3, 0), positive, out=grad)
         grad_rows = self._scratch.get("grad_rows", (ph, *grad.shape), grad.dtype)
         routed = self._scratch.get("routed", (ph, pw, *grad.shape), grad.dtype)
         # A new array for the result: routed is reused by the next call.
@@ -191,7 +205,11 @@ class MaxPool2D(_Pool2D):
 
         run_split(c, route_channels, grad_cells.size)
         grad_cells = grad_cells.reshape(c, oh * ph, ow * pw, n)
-        return geometry.unpad_batch_last(grad_cells).transpose(3, 0, 1, 2)
+        grad_in = geometry.unpad_batch_last(grad_cells).transpose(3, 0, 1, 2)
+        relu_input = None if relu_output is None else relu_output()
+        if relu_input is not None:
+            hand_gradient_to_relu(grad_in, relu_input)
+        return grad_in
 
 
 def _winners(
