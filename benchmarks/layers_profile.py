@@ -64,6 +64,30 @@ def torch_step(fn, x, backward: bool):
     return step
 
 
+class Chain:
+    """Layers run one after the other, as in a Sequential model: a ReLU followed by a
+    max-pooling hands its gradient mask to the pooling, which only shows in a chain."""
+
+    def __init__(self, *parts) -> None:
+        self.parts = parts
+        self.params = parts[0].params
+
+    def build(self, shape, rng) -> None:
+        for part in self.parts:
+            part.build(shape, rng)
+            shape = part.output_shape
+
+    def forward(self, x, training=False):
+        for part in self.parts:
+            x = part.forward(x, training=training)
+        return x
+
+    def backward(self, grad):
+        for part in reversed(self.parts):
+            grad = part.backward(grad)
+        return grad
+
+
 def cases(rng: np.random.Generator):
     """(name, engine layer, input shape without batch, batch, torch function factory, backward)."""
     import torch
@@ -89,6 +113,16 @@ def cases(rng: np.random.Generator):
             True,
         ),
         (
+            "mnist conv3x3(32) relu maxpool2",
+            Chain(layers.Conv2D(32, 3, activation="relu"), layers.MaxPool2D(2)),
+            (1, 28, 28),
+            128,
+            lambda layer: (lambda f: lambda x: F.max_pool2d(F.relu(f(x)), 2))(
+                conv(layer, (1, 28, 28))
+            ),
+            True,
+        ),
+        (
             "mnist maxpool2 26",
             layers.MaxPool2D(2),
             (32, 26, 26),
@@ -102,6 +136,16 @@ def cases(rng: np.random.Generator):
             (32, 13, 13),
             128,
             lambda layer: (lambda f: lambda x: F.relu(f(x)))(conv(layer, (32, 13, 13))),
+            True,
+        ),
+        (
+            "mnist conv3x3(64) relu maxpool2",
+            Chain(layers.Conv2D(64, 3, activation="relu"), layers.MaxPool2D(2)),
+            (32, 13, 13),
+            128,
+            lambda layer: (lambda f: lambda x: F.max_pool2d(F.relu(f(x)), 2))(
+                conv(layer, (32, 13, 13))
+            ),
             True,
         ),
         (
