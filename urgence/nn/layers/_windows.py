@@ -70,23 +70,37 @@ class WindowGeometry:
         """x: (N, C, H, W) -> (N, C, used_h, used_w), padded with ``fill``, same dtype."""
         if not self.padded:
             return x[:, :, : self.used_h, : self.used_w]
-        (top, _), (left, _) = self.pads
-        out = np.full(x.shape[:2] + (self.used_h, self.used_w), fill, dtype=x.dtype)
-        h = min(self.hw[0], self.used_h - top)
-        w = min(self.hw[1], self.used_w - left)
-        out[:, :, top : top + h, left : left + w] = x[:, :, :h, :w]
-        return out
+        return self._padded(x, (2, 3), fill)
 
     def unpad(self, grad_padded: np.ndarray) -> np.ndarray:
         """Gradient on the padded/cropped input (N, C, used_h, used_w) -> on x (N, C, H, W)."""
+        return self._unpadded(grad_padded, (2, 3))
+
+    def _padded(self, x: np.ndarray, axes: Pair, fill: float) -> np.ndarray:
+        """x, its H and W at ``axes`` -> a new array, (used_h, used_w) there, the rest of x's
+        shape kept: x's cells at the padding offset, ``fill`` around them."""
+        (top, _), (left, _) = self.pads
+        h = min(x.shape[axes[0]], self.used_h - top)
+        w = min(x.shape[axes[1]], self.used_w - left)
+        out = np.full(_resized(x.shape, axes, (self.used_h, self.used_w)), fill, dtype=x.dtype)
+        out[_spatial(axes, slice(top, top + h), slice(left, left + w))] = x[
+            _spatial(axes, slice(h), slice(w))
+        ]
+        return out
+
+    def _unpadded(self, grad_padded: np.ndarray, axes: Pair) -> np.ndarray:
+        """The inverse of :meth:`_padded` for gradients: (used_h, used_w) at ``axes`` -> (H, W),
+        zeros for the cells no window read."""
         (top, _), (left, _) = self.pads
         h, w = self.hw
         if not self.padded and (self.used_h, self.used_w) == (h, w):
             return grad_padded
-        out = np.zeros(grad_padded.shape[:2] + (h, w), dtype=grad_padded.dtype)
+        out = np.zeros(_resized(grad_padded.shape, axes, (h, w)), dtype=grad_padded.dtype)
         hh = min(h, self.used_h - top)
         ww = min(w, self.used_w - left)
-        out[:, :, :hh, :ww] = grad_padded[:, :, top : top + hh, left : left + ww]
+        out[_spatial(axes, slice(hh), slice(ww))] = grad_padded[
+            _spatial(axes, slice(top, top + hh), slice(left, left + ww))
+        ]
         return out
 
     def offsets(self) -> Iterator[tuple[int, int, tuple[slice, slice]]]:
@@ -108,29 +122,15 @@ class WindowGeometry:
 
         A view when x already is batch-last in memory and needs no padding; otherwise one
         copy into a new batch-last array."""
-        n, c, h, w = x.shape
         batch_last = x.transpose(1, 2, 3, 0)
         if not self.padded:
             cropped = batch_last[:, : self.used_h, : self.used_w]
             return cropped if is_batch_last(x) else np.ascontiguousarray(cropped)
-        (top, _), (left, _) = self.pads
-        out = np.full((c, self.used_h, self.used_w, n), fill, dtype=x.dtype)
-        h, w = min(h, self.used_h - top), min(w, self.used_w - left)
-        out[:, top : top + h, left : left + w] = batch_last[:, :h, :w]
-        return out
+        return self._padded(batch_last, (1, 2), fill)
 
     def unpad_batch_last(self, grad_padded: np.ndarray) -> np.ndarray:
         """(C, used_h, used_w, N) gradient on the padded/cropped input -> (C, H, W, N)."""
-        (top, _), (left, _) = self.pads
-        h, w = self.hw
-        if not self.padded and (self.used_h, self.used_w) == (h, w):
-            return grad_padded
-        c, _, _, n = grad_padded.shape
-        out = np.zeros((c, h, w, n), dtype=grad_padded.dtype)
-        hh = min(h, self.used_h - top)
-        ww = min(w, self.used_w - left)
-        out[:, :hh, :ww] = grad_padded[:, top : top + hh, left : left + ww]
-        return out
+        return self._unpadded(grad_padded, (1, 2))
 
     # -- the "flat" layout, for stride-1 windows ------------------------------------------
     # Each padded image (used_h, used_w) is stored as one row of used_h * used_w (+ kw - 1
@@ -200,6 +200,20 @@ def direct_strided_loops() -> Iterator[None]:
         yield
     finally:
         np.setbufsize(previous)
+
+
+def _resized(shape: tuple[int, ...], axes: Pair, sizes: Pair) -> tuple[int, ...]:
+    """``shape`` with ``sizes`` at ``axes``."""
+    resized = list(shape)
+    resized[axes[0]], resized[axes[1]] = sizes
+    return tuple(resized)
+
+
+def _spatial(axes: Pair, rows: slice, cols: slice) -> tuple[slice, ...]:
+    """The index taking ``rows`` and ``cols`` along the two ``axes`` (in increasing order)."""
+    index = [slice(None)] * (axes[1] + 1)
+    index[axes[0]], index[axes[1]] = rows, cols
+    return tuple(index)
 
 
 def is_batch_last(x: np.ndarray) -> bool:
