@@ -9,8 +9,9 @@ BLAS thread everything runs in the calling thread, exactly as without this modul
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -22,6 +23,12 @@ MIN_VALUES = 1 << 18
 # pairs): the Python threads fight OpenBLAS's own for the two cores. Kept, tested, for
 # machines with more cores, where it has not been measured yet.
 SPLIT_WORK = False
+# Off, an experiment for the 2-thread case: with SPLIT_WORK, also split the convolutions'
+# GEMMs over these threads, BLAS running one thread per call meanwhile. After each
+# multi-threaded call OpenBLAS's worker threads spin for tens of milliseconds (a 2-thread
+# GEMM, then a 200 ms sleep: 74 ms of process CPU), taking the core that Python threads
+# splitting element-wise work want; with the GEMMs split here no BLAS worker spins.
+SPLIT_GEMMS = False
 
 # os.cpu_count() measured 130 us per call here: asked once.
 _CPUS = os.cpu_count() or 1
@@ -61,7 +68,10 @@ def run_split(length: int, work: Callable[[int, int], object], values: int) -> N
     """Call ``work(start, stop)`` over consecutive parts of ``range(length)`` that together
     cover it, in parallel when ``values`` (the size of the whole job) is large enough.
     The parts must touch disjoint memory."""
-    count = split_count(values, length)
+    _run_parts(length, work, split_count(values, length))
+
+
+def _run_parts(length: int, work: Callable[[int, int], object], count: int) -> None:
     if count <= 1:
         work(0, length)
         return
@@ -76,6 +86,59 @@ def run_split(length: int, work: Callable[[int, int], object], values: int) -> N
     work(int(bounds[0]), int(bounds[1]))
     for future in futures:
         future.result()
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Within: every BLAS call runs on the calling thread only."""
+    previous = [lib.num_threads for lib in _blas_libraries or ()]
+    for lib in _blas_libraries or ():
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, count in zip(_blas_libraries or (), previous, strict=True):
+            lib.set_num_threads(count)
+
+
+def _gemm_parts(values: int, length: int) -> int:
+    return split_count(values, length) if SPLIT_GEMMS else 1
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for 2-D arrays (into ``out`` if given); with SPLIT_GEMMS, the columns are
+    split over the threads, one BLAS thread each."""
+    count = _gemm_parts(a.shape[0] * b.shape[1], b.shape[1])
+    if count <= 1:
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+
+    def columns(start: int, stop: int) -> None:
+        np.matmul(a, b[:, start:stop], out=out[:, start:stop])
+
+    with _one_blas_thread():
+        _run_parts(b.shape[1], columns, count)
+    return out
+
+
+def matmul_transposed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T`` for 2-D arrays with a long shared axis; with SPLIT_GEMMS, that axis is
+    split over the threads and the partial products summed."""
+    length = a.shape[1]
+    count = _gemm_parts(a.shape[0] * b.shape[0] * length, length)
+    if count <= 1:
+        return a @ b.T
+    bounds = np.linspace(0, length, count + 1).round().astype(int)
+    partial = [None] * count
+
+    def part(start: int, stop: int) -> None:
+        index = int(np.searchsorted(bounds, start))
+        partial[index] = a[:, start:stop] @ b[:, start:stop].T
+
+    with _one_blas_thread():
+        _run_parts(length, part, count)
+    return sum(partial[1:], partial[0])
 
 
 def outer_axis(array: np.ndarray) -> int:
