@@ -26,7 +26,8 @@ they slow a current NumPy. Run with both unset for this command only:
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/engine_vs_torch.py``
 (the script prints the OpenBLAS kernel it got).
 
-Usage: ``engine_vs_torch.py [--quick] [--repeats N] [--json] [--cases softmax,mlp,...]``.
+Usage: ``engine_vs_torch.py [--quick] [--repeats N] [--json] [--cases softmax,mlp,...]
+[--engine-threads]`` (see --help).
 PyTorch is optional (``pip install torch==2.13.0``); without it only urgence is timed.
 """
 
@@ -270,7 +271,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run every case on 1 thread (on a busy machine, compare urgence_cpu_s/torch_cpu_s)",
     )
+    parser.add_argument(
+        "--engine-threads",
+        action="store_true",
+        help="experiment: urgence splits element-wise work and the convolutions' GEMMs over "
+        "its own threads, one BLAS thread per call (_parallel.SPLIT_WORK and SPLIT_GEMMS)",
+    )
     args = parser.parse_args(argv)
+    if args.engine_threads:
+        from urgence.nn.layers import _parallel
+
+        _parallel.SPLIT_WORK = _parallel.SPLIT_GEMMS = True
     names = [name for name in args.cases.split(",") if name]
     unknown = sorted(set(names) - set(TARGETS))
     if unknown or args.repeats < 1:
