@@ -111,9 +111,9 @@ class MaxPool2D(_Pool2D):
 
     Pooling a ReLU's output in tiles (a convolution with ``activation="relu"`` before it),
     backward also applies that ReLU's gradient mask, on the pooled output: windows whose
-    max is 0 pass no gradient, and the ReLU skips its own mask over the 4x larger input
-    (see ``activation.hand_gradient_to_relu``). The gradient through both layers is the
-    same; only this layer's own gradient differs, at windows of zeros.
+    max is 0 pass no gradient, and the ReLU skips its own mask over the larger input (4x
+    for 2x2 windows; see ``activation.hand_gradient_to_relu``). The gradient through both
+    layers is the same; only this layer's own gradient differs, at windows of zeros.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
