@@ -225,6 +225,16 @@ def inference_case(name: str, threads: int, batch: int, calls: int, rng) -> Case
     return Case(name, threads, urgence_calls, torch_calls)
 
 
+def _in_engine_threads(run: Callable[[], object]) -> Callable[[], object]:
+    from urgence.nn.layers._parallel import engine_threads
+
+    def run_owning_threads() -> object:
+        with engine_threads():
+            return run()
+
+    return run_owning_threads
+
+
 def run_with_threads(threads: int, run: Callable[[], object]) -> Timing:
     if torch is not None:
         torch.set_num_threads(threads)
@@ -274,14 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--engine-threads",
         action="store_true",
-        help="experiment: urgence splits element-wise work and the convolutions' GEMMs over "
-        "its own threads, one BLAS thread per call (_parallel.SPLIT_WORK and SPLIT_GEMMS)",
+        help="experiment: urgence runs its threads itself, BLAS on one thread, element-wise "
+        "work and the convolutions' GEMMs split (urgence.nn.layers._parallel.engine_threads)",
     )
     args = parser.parse_args(argv)
-    if args.engine_threads:
-        from urgence.nn.layers import _parallel
-
-        _parallel.SPLIT_WORK = _parallel.SPLIT_GEMMS = True
     names = [name for name in args.cases.split(",") if name]
     unknown = sorted(set(names) - set(TARGETS))
     if unknown or args.repeats < 1:
@@ -311,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         "dscnn_b32": lambda: inference_case("dscnn_b32", args.dscnn_threads, 32, calls_b32, rng),
     }
     cases = [builders[name]() for name in names]
+    if args.engine_threads:
+        for case in cases:
+            case.urgence_run = _in_engine_threads(case.urgence_run)
     if args.one_thread:
         for case in cases:
             case.threads = 1

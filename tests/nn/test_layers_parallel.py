@@ -91,47 +91,58 @@ def test_forked_child_gets_working_threads(split_three_ways):
     assert os.read(read, 2) == b"ok" and status == 0
 
 
+class FakeBlas:
+    def __init__(self, count):
+        self.num_threads = count
+
+    def set_num_threads(self, count):
+        self.num_threads = count
+
+
 @pytest.mark.parametrize("layout", [batch_last, np.ascontiguousarray])
-def test_split_gemms_give_the_same_results(layout, monkeypatch, rng):
-    """With the convolutions' GEMMs split too, outputs and gradients stay the same up to
-    rounding (a kernel gradient then sums partial products)."""
+def test_engine_threads_give_the_same_results(layout, monkeypatch, rng):
+    """Within engine_threads the convolutions' GEMMs are split too: outputs and gradients
+    stay the same up to rounding (a kernel gradient then sums partial products)."""
     x = layout(rng.standard_normal((5, 3, 11, 10)).astype(np.float32))
     monkeypatch.setattr(_parallel, "threads", lambda: 1)
     serial = run_chain(x, 7)
-    monkeypatch.setattr(_parallel, "threads", lambda: 3)
+    monkeypatch.undo()
+    blas = FakeBlas(3)
+    monkeypatch.setattr(_parallel, "_blas_libraries", [blas])
+    monkeypatch.setattr(_parallel, "_CPUS", 3)
     monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
-    monkeypatch.setattr(_parallel, "SPLIT_WORK", True)
-    monkeypatch.setattr(_parallel, "SPLIT_GEMMS", True)
     calls = []
     matmul = np.matmul
     monkeypatch.setattr(
-        _parallel.np, "matmul", lambda *a, **k: calls.append(a[1].shape) or matmul(*a, **k)
+        _parallel.np,
+        "matmul",
+        lambda *a, **k: (
+            calls.append((blas.num_threads, a[1].flags.c_contiguous)) or matmul(*a, **k)
+        ),
     )
-    split = run_chain(x, 7)
-    assert calls  # the GEMMs did go through the split path
+    with _parallel.engine_threads() as count:
+        assert count == 3 and _parallel.threads() == 3
+        split = run_chain(x, 7)
+    assert {threads for threads, _ in calls} == {1}  # BLAS on one thread
+    assert (1, False) in calls  # a GEMM on a part of the columns: split
+    assert blas.num_threads == 3 and _parallel.threads() == 3
     for a, b in zip(serial, split, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_one_blas_thread_inside_split_gemms_and_restored_after(monkeypatch):
-    class FakeBlas:
-        num_threads = 2
-
-        def set_num_threads(self, count):
-            self.num_threads = count
-
-    blas = FakeBlas()
-    seen = []
+def test_engine_threads_restore_blas_after_an_error(monkeypatch):
+    blas = FakeBlas(2)
     monkeypatch.setattr(_parallel, "_blas_libraries", [blas])
-    monkeypatch.setattr(_parallel, "threads", lambda: 2)
+    with pytest.raises(ZeroDivisionError), _parallel.engine_threads():
+        assert blas.num_threads == 1
+        1 / 0  # noqa: B018
+    assert blas.num_threads == 2 and _parallel._owned_threads is None
+
+
+def test_split_products_match_numpy(monkeypatch, rng):
+    monkeypatch.setattr(_parallel, "_blas_libraries", [FakeBlas(2)])
     monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
-    monkeypatch.setattr(_parallel, "SPLIT_WORK", True)
-    monkeypatch.setattr(_parallel, "SPLIT_GEMMS", True)
-    matmul = np.matmul
-    monkeypatch.setattr(
-        _parallel.np, "matmul", lambda *a, **k: seen.append(blas.num_threads) or matmul(*a, **k)
-    )
-    a, b = np.ones((3, 4)), np.ones((4, 6))
-    np.testing.assert_array_equal(_parallel.matmul(a, b), a @ b)
-    np.testing.assert_array_equal(_parallel.matmul_transposed(a, b.T), a @ b)
-    assert seen == [1, 1] and blas.num_threads == 2
+    a, b = rng.standard_normal((3, 7)), rng.standard_normal((7, 9))
+    with _parallel.engine_threads():
+        np.testing.assert_allclose(_parallel.matmul(a, b), a @ b)
+        np.testing.assert_allclose(_parallel.matmul_transposed(a, b.T), a @ b)

@@ -4,6 +4,8 @@ NumPy runs its ufunc loops and copies outside the GIL, so Python threads can sha
 work; NumPy itself never does. The engine uses as many threads as the BLAS library is
 allowed (``OPENBLAS_NUM_THREADS``, threadpoolctl's ``threadpool_limits``, ...): with one
 BLAS thread everything runs in the calling thread, exactly as without this module.
+:func:`engine_threads` (an experiment) instead keeps BLAS on one thread and splits the
+convolutions' GEMMs too over the engine's own threads.
 """
 
 from __future__ import annotations
@@ -23,12 +25,9 @@ MIN_VALUES = 1 << 18
 # pairs): the Python threads fight OpenBLAS's own for the two cores. Kept, tested, for
 # machines with more cores, where it has not been measured yet.
 SPLIT_WORK = False
-# Off, an experiment for the 2-thread case: with SPLIT_WORK, also split the convolutions'
-# GEMMs over these threads, BLAS running one thread per call meanwhile. After each
-# multi-threaded call OpenBLAS's worker threads spin for tens of milliseconds (a 2-thread
-# GEMM, then a 200 ms sleep: 74 ms of process CPU), taking the core that Python threads
-# splitting element-wise work want; with the GEMMs split here no BLAS worker spins.
-SPLIT_GEMMS = False
+
+# Set within engine_threads(): the threads the engine runs itself, BLAS then on one.
+_owned_threads: int | None = None
 
 # os.cpu_count() measured 130 us per call here: asked once.
 _CPUS = os.cpu_count() or 1
@@ -46,8 +45,11 @@ os.register_at_fork(after_in_child=_forget_executor)
 
 
 def threads() -> int:
-    """The number of threads BLAS may use now (1 when it cannot be told), at most the CPUs."""
+    """The number of threads BLAS may use now (1 when it cannot be told), at most the CPUs;
+    within :func:`engine_threads`, the number it had on entry."""
     global _blas_libraries
+    if _owned_threads is not None:
+        return _owned_threads
     if _blas_libraries is None:
         from threadpoolctl import ThreadpoolController
 
@@ -60,7 +62,8 @@ def threads() -> int:
 def split_count(values: int, length: int | None = None) -> int:
     """Into how many parts :func:`run_split` cuts a job of ``values`` values (over
     ``length`` items): 1 means in the calling thread."""
-    count = threads() if SPLIT_WORK and values >= MIN_VALUES else 1
+    split = SPLIT_WORK or _owned_threads is not None
+    count = threads() if split and values >= MIN_VALUES else 1
     return count if length is None else min(count, length)
 
 
@@ -89,25 +92,40 @@ def _run_parts(length: int, work: Callable[[int, int], object], count: int) -> N
 
 
 @contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Within: every BLAS call runs on the calling thread only."""
-    previous = [lib.num_threads for lib in _blas_libraries or ()]
-    for lib in _blas_libraries or ():
+def engine_threads() -> Iterator[int]:
+    """Within: BLAS runs one thread per call and the engine runs the threads BLAS was
+    allowed itself, splitting element-wise work and the convolutions' GEMMs over them.
+
+    Why: after each multi-threaded call OpenBLAS's worker threads spin for ~100 ms (on this
+    machine, idle: a 2-thread GEMM then a 200 ms sleep used 106 ms of process CPU), so with
+    2 BLAS threads the second core is never free for the element-wise work between GEMMs,
+    and Python threads splitting that work fight the spinning thread for it. An experiment:
+    not used by the engine itself yet (``benchmarks/engine_vs_torch.py --engine-threads``).
+    Yields the thread count.
+    """
+    global _owned_threads
+    count = threads()
+    libraries = list(_blas_libraries or ())
+    previous = [lib.num_threads for lib in libraries]
+    outer = _owned_threads
+    for lib in libraries:
         lib.set_num_threads(1)
+    _owned_threads = count
     try:
-        yield
+        yield count
     finally:
-        for lib, count in zip(_blas_libraries or (), previous, strict=True):
-            lib.set_num_threads(count)
+        _owned_threads = outer
+        for lib, limit in zip(libraries, previous, strict=True):
+            lib.set_num_threads(limit)
 
 
 def _gemm_parts(values: int, length: int) -> int:
-    return split_count(values, length) if SPLIT_GEMMS else 1
+    return split_count(values, length) if _owned_threads is not None else 1
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ b`` for 2-D arrays (into ``out`` if given); with SPLIT_GEMMS, the columns are
-    split over the threads, one BLAS thread each."""
+    """``a @ b`` for 2-D arrays (into ``out`` if given); within :func:`engine_threads`, its
+    columns split over the threads."""
     count = _gemm_parts(a.shape[0] * b.shape[1], b.shape[1])
     if count <= 1:
         return np.matmul(a, b, out=out)
@@ -117,14 +135,13 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     def columns(start: int, stop: int) -> None:
         np.matmul(a, b[:, start:stop], out=out[:, start:stop])
 
-    with _one_blas_thread():
-        _run_parts(b.shape[1], columns, count)
+    _run_parts(b.shape[1], columns, count)
     return out
 
 
 def matmul_transposed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b.T`` for 2-D arrays with a long shared axis; with SPLIT_GEMMS, that axis is
-    split over the threads and the partial products summed."""
+    """``a @ b.T`` for 2-D arrays with a long shared axis; within :func:`engine_threads`,
+    that axis split over the threads and the partial products summed."""
     length = a.shape[1]
     count = _gemm_parts(a.shape[0] * b.shape[0] * length, length)
     if count <= 1:
@@ -136,8 +153,7 @@ def matmul_transposed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         index = int(np.searchsorted(bounds, start))
         partial[index] = a[:, start:stop] @ b[:, start:stop].T
 
-    with _one_blas_thread():
-        _run_parts(length, part, count)
+    _run_parts(length, part, count)
     return sum(partial[1:], partial[0])
 
 
