@@ -260,3 +260,12 @@ def test_relu_masks_any_other_gradient(rng):
     pool.backward(rng.standard_normal((4, 2, 4, 4)))  # declares its gradient masked
     other = rng.standard_normal(hidden.shape)
     np.testing.assert_array_equal(relu.backward(other), other * (x > 0))
+
+
+def test_no_hand_off_outside_training(rng):
+    """A forward pass without training keeps the pool's plain gradient (first max cell)."""
+    _, relu, pool = _relu_pool_chain(rng, relu_in_conv=False)
+    hidden = relu.forward(-np.ones((1, 2, 9, 8)), training=False)
+    out = pool.forward(hidden, training=False)
+    grad = pool.backward(np.ones_like(out))
+    assert grad[0, 0, 0, 0] == 1 and grad.sum() == out.size

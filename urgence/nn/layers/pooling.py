@@ -124,7 +124,7 @@ class MaxPool2D(_Pool2D):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x)
         if self.strides == self.pool_size:
-            return self._tiled_forward(x)
+            return self._tiled_forward(x, training)
         padded = self._geometry.pad(x, fill=-np.inf)
         out = None
         for _, _, window in self._geometry.offsets():
@@ -133,7 +133,7 @@ class MaxPool2D(_Pool2D):
         self._cache = (padded, out)
         return out
 
-    def _tiled_forward(self, x: np.ndarray) -> np.ndarray:
+    def _tiled_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         (ph, pw), geometry = self.pool_size, self._geometry
         cells = geometry.pad_batch_last(x, fill=-np.inf)  # (C, used_h, used_w, N)
         c, n = cells.shape[0], cells.shape[3]
@@ -159,7 +159,8 @@ class MaxPool2D(_Pool2D):
             _first_max(row_max[:, channels], out[channels], row_winner_part)
 
         run_split(c, pool_channels, cells.size)
-        relu_output = weakref.ref(x) if is_latest_relu_output(x) else None
+        # Inference needs no mask: the hand-off only when training.
+        relu_output = weakref.ref(x) if training and is_latest_relu_output(x) else None
         positive = None if relu_output is None else out > 0
         self._cache = (row_winner, column_winner, positive, relu_output)
         return out.transpose(3, 0, 1, 2)
