@@ -306,34 +306,23 @@ def _running_text(vocabulary: list[str], rng: np.random.Generator) -> str:
 Speaker = Callable[[str, "str | None"], Speech]
 
 
-def _espeak_clips(
-    voice: str,
-    config: BuildConfig,
-    rng: np.random.Generator,
-    batch: ClipBatch,
-    vocabulary: list[str],
-    alikes: list[str],
-) -> None:
-    def speak(text: str, target: str | None) -> Speech:
-        return synthesize(text, voice=voice, **_espeak_settings(rng))
+def _synthesiser(
+    spec: ShardSpec, config: BuildConfig, rng: np.random.Generator
+) -> tuple[str, str, Speaker]:
+    """(speaker id, engine name, speak) of an "espeak" or "pico" shard."""
+    if spec.kind == "espeak":
+        voice = spec.items[0]
 
-    _synthesised_clips(f"espeak:{voice}", "espeak", speak, config, rng, batch, vocabulary, alikes)
+        def speak_espeak(text: str, target: str | None) -> Speech:
+            return synthesize(text, voice=voice, **_espeak_settings(rng))
 
+        return f"espeak:{voice}", "espeak", speak_espeak
+    pico_voice = {v.name: v for v in pico_voices(config.pico_voices)}[spec.items[0]]
 
-def _pico_clips(
-    name: str,
-    config: BuildConfig,
-    rng: np.random.Generator,
-    batch: ClipBatch,
-    vocabulary: list[str],
-    alikes: list[str],
-) -> None:
-    voice = {v.name: v for v in pico_voices(config.pico_voices)}[name]
+    def speak_pico_voice(text: str, target: str | None) -> Speech:
+        return speak_pico(text, target, voice=pico_voice, rng=rng)
 
-    def speak(text: str, target: str | None) -> Speech:
-        return speak_pico(text, target, voice=voice, rng=rng)
-
-    _synthesised_clips(voice.name, "pico", speak, config, rng, batch, vocabulary, alikes)
+    return pico_voice.name, "pico", speak_pico_voice
 
 
 def _synthesised_clips(
@@ -521,10 +510,9 @@ def generate_clips(spec: ShardSpec, config: BuildConfig) -> tuple[ClipBatch, lis
     noise, vocabulary, alikes = _resources(config)
     batch = ClipBatch()
     problems: list[str] = []
-    if spec.kind == "espeak":
-        _espeak_clips(spec.items[0], config, rng, batch, vocabulary, alikes)
-    elif spec.kind == "pico":
-        _pico_clips(spec.items[0], config, rng, batch, vocabulary, alikes)
+    if spec.kind in ("espeak", "pico"):
+        speaker, engine, speak = _synthesiser(spec, config, rng)
+        _synthesised_clips(speaker, engine, speak, config, rng, batch, vocabulary, alikes)
     elif spec.kind == "speech-commands":
         _speech_commands_clips(spec.items, config, rng, batch)
     elif spec.kind == "asterisk":
