@@ -20,6 +20,7 @@ from urgence.nn.layers._windows import (
     is_batch_last,
     windowed_output_shape,
 )
+from urgence.nn.layers._winograd import Winograd3x3
 from urgence.nn.layers.activation import ActivatedLayer
 from urgence.nn.layers.base import LayerError, Shape
 
@@ -91,6 +92,11 @@ class _WindowedConv(ActivatedLayer):
         }
 
 
+# Winograd pays on enough channels: its transforms cost per channel what im2col costs per
+# channel, and its GEMMs need a long enough inner dimension (C) to run near BLAS's peak.
+WINOGRAD_MIN_CHANNELS = 8
+
+
 class Conv2D(_WindowedConv):
     """y = activation(conv(x, W) + b).
 
@@ -107,6 +113,10 @@ class Conv2D(_WindowedConv):
     Backward: one GEMM for the kernel (and bias) gradient, one for the column gradient,
     col2im as one add per kernel offset. The columns are reused from batch to batch. A
     1x1 stride-1 kernel needs no im2col: one GEMM on the input itself.
+
+    A 3x3 stride-1 kernel over at least ``WINOGRAD_MIN_CHANNELS`` input channels runs
+    Winograd's F(4x4, 3x3) instead (``_winograd``: 2.25x fewer multiplications, slightly
+    less accurate in float32), output batch-last.
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], **kwargs: Any) -> None:
@@ -117,12 +127,22 @@ class Conv2D(_WindowedConv):
         self._cols: np.ndarray | None = None
         self._batch_last = False
         self._scratch = Scratch()
+        self._winograd: Winograd3x3 | None = None
 
     def _out_channels(self, in_channels: int) -> int:
         return self.filters
 
     def _kernel_shape(self, in_channels: int) -> tuple[int, int, int, int]:
         return (self.filters, in_channels, *self.kernel_size)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        super().build(input_shape, rng)
+        winograd = (
+            self.kernel_size == (3, 3)
+            and self.strides == (1, 1)
+            and self.input_shape[0] >= WINOGRAD_MIN_CHANNELS
+        )
+        self._winograd = Winograd3x3(self._geometry) if winograd else None
 
     def _is_pointwise(self) -> bool:
         """A 1x1, stride-1 kernel: the input already is its own column matrix."""
@@ -132,6 +152,8 @@ class Conv2D(_WindowedConv):
         n, c = x.shape[:2]
         geometry = self._geometry
         oh, ow = geometry.out_h, geometry.out_w
+        if self._winograd is not None:
+            return self._winograd.forward(x, self.params["W"], self.params.get("b"))
         kernel = self.params["W"].reshape(self.filters, -1)
         if self._is_pointwise():
             self._cols = x.reshape(n, c, oh * ow)
@@ -206,6 +228,8 @@ class Conv2D(_WindowedConv):
         return cols
 
     def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if self._winograd is not None:
+            return self._winograd_backward(grad_out)
         if self._is_pointwise():
             return self._pointwise_backward(grad_out)
         # One copy of the gradient in the columns' order (none if it already is):
@@ -229,6 +253,17 @@ class Conv2D(_WindowedConv):
             )
             return self._batch_last_col2im(matmul(kernel.T, grad2, out=grad_cols))
         return self._channel_major_col2im(kernel, grad2)
+
+    def _winograd_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        grad_kernel, grad_bias, grad_x = self._winograd.backward(
+            grad_out, kernel_grad=self.trainable, input_grad=self.needs_input_grad
+        )
+        self.grads.clear()
+        if self.trainable:
+            self.grads["W"] = grad_kernel
+            if self.use_bias:
+                self.grads["b"] = grad_bias
+        return grad_x
 
     def _batch_last_col2im(self, grad_cols: np.ndarray) -> np.ndarray:
         """Column gradient (C*kh*kw, H_out*W_out*N) -> input gradient, a batch-last view:
