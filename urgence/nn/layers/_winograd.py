@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from urgence.nn.layers._windows import WindowGeometry, direct_strided_loops
+from urgence.nn.layers._windows import WindowGeometry
 
 # Interpolation points 0, 1, -1, 1/2, -2 and infinity (Toom-Cook). Against the usual
 # 0, +-1, +-2 (Lavin & Gray), 1/2 for 2 shrinks the float32 error ~2.4x on MNIST-shaped
@@ -104,15 +104,15 @@ class Winograd3x3:
         filters = transformed_kernel.shape[1]
         tiles_h, tiles_w = self.tiles_h, self.tiles_w
         positions = tiles_h * tiles_w * n
-        # The input, zero padded, examples last.
-        padded = self._work("padded", (c, self.padded_h, self.padded_w, n), dtype)
+        # Row r of every input tile, examples last; the padding cells stay zero.
         (top, _), (left, _) = self.geometry.pads
         h, w = x.shape[2:]
-        padded[:, top : top + h, left : left + w] = x.transpose(1, 2, 3, 0)
-        # B^T along the rows of every tile, then along the columns.
         rows = self._work("rows", (INPUT_TILE, c, tiles_h, self.padded_w, n), dtype)
+        x_rows = x.transpose(1, 2, 3, 0)[:, :, None]  # (C, H, 1, W, N)
         for r in range(INPUT_TILE):
-            rows[r] = padded[:, _every_tile(r, tiles_h)]
+            tiles, cells = _tiles_reading(r, top, h, tiles_h)
+            rows[r, :, tiles, left : left + w] = x_rows[:, cells, 0]
+        # B^T along the rows of every tile, then along the columns.
         rows_t = self._work("rows_t", rows.shape, dtype)
         _small_matmul(_BT, rows.reshape(INPUT_TILE, -1), rows_t.reshape(INPUT_TILE, -1))
         cols = self._work("cols", (INPUT_TILE, INPUT_TILE, c, tiles_h, tiles_w, n), dtype)
@@ -187,22 +187,14 @@ class Winograd3x3:
         _small_matmul(
             b, grad_transformed.reshape(INPUT_TILE, -1), grad_cols.reshape(INPUT_TILE, -1)
         )
-        grad_rows_t = self._work("grad_rows_t", (INPUT_TILE, c, tiles_h, self.padded_w, n), dtype)
-        grad_rows_t[...] = 0
-        with direct_strided_loops():
-            for col in range(INPUT_TILE):
-                grad_rows_t[:, :, :, _every_tile(col, tiles_w)] += grad_cols[col]
-        grad_rows = self._work("grad_rows", grad_rows_t.shape, dtype)
-        _small_matmul(b, grad_rows_t.reshape(INPUT_TILE, -1), grad_rows.reshape(INPUT_TILE, -1))
-        grad_padded = self._work("grad_padded", (c, self.padded_h, self.padded_w, n), dtype)
-        grad_padded[...] = 0
-        with direct_strided_loops():
-            for r in range(INPUT_TILE):
-                grad_padded[:, _every_tile(r, tiles_h)] += grad_rows[r]
         (top, _), (left, _) = self.geometry.pads
         h, w = self.geometry.hw
-        # A new array: the caller keeps it.
-        grad_x = np.ascontiguousarray(grad_padded[:, top : top + h, left : left + w])
+        grad_rows_t = self._work("grad_rows_t", (INPUT_TILE, c, tiles_h, w, n), dtype)
+        _overlap_add(grad_cols, grad_rows_t, 3, left)
+        grad_rows = self._work("grad_rows", grad_rows_t.shape, dtype)
+        _small_matmul(b, grad_rows_t.reshape(INPUT_TILE, -1), grad_rows.reshape(INPUT_TILE, -1))
+        grad_x = np.empty((c, h, w, n), dtype=dtype)  # a new array: the caller keeps it
+        _overlap_add(grad_rows, grad_x, 1, top)
         return grad_x.transpose(3, 0, 1, 2)
 
 
@@ -222,6 +214,55 @@ def _small_matmul(matrix: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
         for start in range(0, length, _COLUMN_BLOCK):
             block = slice(start, start + _COLUMN_BLOCK)
             np.matmul(matrix, x3[item, :, block], out=out3[item, :, block])
+
+
+def _tiles_reading(offset: int, start: int, length: int, tiles: int) -> tuple[slice, slice]:
+    """Along one axis, the tiles whose cell ``offset`` falls on one of ``length`` data cells
+    that begin at cell ``start`` of the padded input, and those data cells (every 4th)."""
+    first = max(0, -((offset - start) // TILE))  # ceil((start - offset) / 4)
+    last = min(tiles - 1, (start + length - 1 - offset) // TILE)
+    if last < first:
+        return slice(0, 0), slice(0, 0)
+    cell = TILE * first + offset - start
+    return slice(first, last + 1), slice(cell, cell + TILE * (last - first) + 1, TILE)
+
+
+def _overlap_add(parts: np.ndarray, out: np.ndarray, axis: int, start: int) -> None:
+    """Add overlapping tiles up along one axis: cell ``r`` of tile ``a`` (``parts[r]``, the
+    tiles along ``axis``) lands on cell ``4 a + r - start`` of ``out`` along ``axis``, those
+    out of ``out``'s range dropped. Every cell of ``out`` is written (some tile covers
+    each), none is read: no zeroing pass, one add per pair of overlapping tile cells."""
+    tiles, length = parts.shape[axis + 1], out.shape[axis]
+
+    def at(array: np.ndarray, index: slice) -> np.ndarray:
+        return array[(slice(None),) * axis + (index,)]
+
+    for offset in range(TILE):
+        # Tiles a whose cell ``offset`` is in range; cell offset + 4 of tile a - 1 lands on
+        # the same cell as cell ``offset`` of tile a.
+        low = -((offset - start) // TILE)
+        high = (start + length - 1 - offset) // TILE
+
+        def cells(first: int, last: int, offset: int = offset) -> slice:
+            return slice(TILE * first + offset - start, TILE * last + offset - start + 1, TILE)
+
+        own = (max(low, 0), min(high, tiles - 1))
+        previous = (max(low, 1), min(high, tiles)) if offset + TILE < INPUT_TILE else (1, 0)
+        both = (max(own[0], previous[0]), min(own[1], previous[1]))
+        for (first, last), cell, shift in ((own, offset, 0), (previous, offset + TILE, 1)):
+            pieces = [(first, last)]
+            if both[0] <= both[1]:
+                pieces = [(first, both[0] - 1), (both[1] + 1, last)]
+            for piece_first, piece_last in pieces:
+                if piece_first <= piece_last:
+                    tile_range = slice(piece_first - shift, piece_last - shift + 1)
+                    at(out, cells(piece_first, piece_last))[...] = at(parts[cell], tile_range)
+        if both[0] <= both[1]:
+            np.add(
+                at(parts[offset], slice(both[0], both[1] + 1)),
+                at(parts[offset + TILE], slice(both[0] - 1, both[1])),
+                out=at(out, cells(*both)),
+            )
 
 
 def _every_tile(offset: int, tiles: int) -> slice:
