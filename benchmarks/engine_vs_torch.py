@@ -287,7 +287,17 @@ def main(argv: list[str] | None = None) -> int:
         help="experiment: urgence runs its threads itself, BLAS on one thread, element-wise "
         "work and the convolutions' GEMMs split (urgence.nn.layers._parallel.engine_threads)",
     )
+    parser.add_argument(
+        "--direct-conv",
+        action="store_true",
+        help="for comparison: 3x3 convolutions by im2col, not Winograd "
+        "(urgence.nn.layers.conv.WINOGRAD_MIN_CHANNELS set out of reach)",
+    )
     args = parser.parse_args(argv)
+    if args.direct_conv:
+        from urgence.nn.layers import conv
+
+        conv.WINOGRAD_MIN_CHANNELS = sys.maxsize
     names = [name for name in args.cases.split(",") if name]
     unknown = sorted(set(names) - set(TARGETS))
     if unknown or args.repeats < 1:

@@ -9,6 +9,7 @@ shared) per call, in milliseconds, and the ratio engine/torch. Whole-network rat
 
     .venv/bin/python benchmarks/layers_profile.py --threads 1
     .venv/bin/python benchmarks/layers_profile.py --threads 2 --only conv
+    .venv/bin/python benchmarks/layers_profile.py --threads 1 --only mnist --direct-conv
 """
 
 from __future__ import annotations
@@ -245,7 +246,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--only", default="", help="substring of the case names to run")
+    parser.add_argument(
+        "--direct-conv",
+        action="store_true",
+        help="for comparison: 3x3 convolutions by im2col, not Winograd",
+    )
     args = parser.parse_args()
+    if args.direct_conv:
+        from urgence.nn.layers import conv
+
+        conv.WINOGRAD_MIN_CHANNELS = 1 << 62
     import torch
 
     torch.set_num_threads(args.threads)
