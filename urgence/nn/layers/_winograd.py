@@ -86,7 +86,8 @@ class Winograd3x3:
         self._kernel: np.ndarray | None = None
 
     def _work(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """A work array reused between calls; new ones are zeroed (some rely on it)."""
+        """A work array reused between calls; new ones are zeroed (some rely on it). Forward
+        and backward share the arrays they use only within one call (same name)."""
         array = self._arrays.get(name)
         if array is None or array.shape != shape or array.dtype != dtype:
             array = np.zeros(shape, dtype=dtype)
@@ -127,7 +128,8 @@ class Winograd3x3:
         if bias is not None:
             products[_BIAS_INDEX] += bias.astype(dtype)[:, None]
         # A^T along the columns, then along the rows.
-        half = self._work("half", (TILE, INPUT_TILE, filters * positions), dtype)
+        half = self._work("half", (TILE * INPUT_TILE * filters * positions,), dtype)
+        half = half.reshape(TILE, INPUT_TILE, -1)
         _small_matmul(_AT, products.reshape(INPUT_TILE, -1), half.reshape(TILE, -1))
         tiles = self._work("out_tiles", (TILE, TILE, filters * positions), dtype)
         _small_matmul(_AT, half, tiles)
@@ -160,9 +162,10 @@ class Winograd3x3:
                 grad_tiles[cc, rr, :, : source.shape[1], : source.shape[2]] = source
         # Through A (the transpose of A^T) along the columns, then the rows.
         a = _AT.T
-        half = self._work("grad_half", (INPUT_TILE, TILE, filters * positions), dtype)
+        half = self._work("half", (TILE * INPUT_TILE * filters * positions,), dtype)
+        half = half.reshape(INPUT_TILE, TILE, -1)
         _small_matmul(a, grad_tiles.reshape(TILE, -1), half.reshape(INPUT_TILE, -1))
-        grad_products = self._work("grad_products", (36, filters, positions), dtype)
+        grad_products = self._work("products", (36, filters, positions), dtype)
         _small_matmul(a, half, grad_products.reshape(INPUT_TILE, INPUT_TILE, -1))
         grad_kernel = grad_bias = grad_x = None
         if kernel_grad:
@@ -183,7 +186,7 @@ class Winograd3x3:
         np.matmul(self._kernel.transpose(0, 2, 1), grad_products, out=grad_transformed)
         # Through B along the columns, overlapping tiles adding up; then along the rows.
         b = _BT.T
-        grad_cols = self._work("grad_cols", (INPUT_TILE, INPUT_TILE, c, tiles_h, tiles_w, n), dtype)
+        grad_cols = self._work("cols", (INPUT_TILE, INPUT_TILE, c, tiles_h, tiles_w, n), dtype)
         _small_matmul(
             b, grad_transformed.reshape(INPUT_TILE, -1), grad_cols.reshape(INPUT_TILE, -1)
         )
