@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from urgence.corpus.build import BuildConfig, build_corpus
-from urgence.corpus.dataset import load_split
+from urgence.corpus.dataset import load_split, read_npz
 from urgence.corpus.vocabulary import LABELS
 from urgence.kws.evaluate import ClipClassifier
-from urgence.kws.train import TrainConfig, keyword_budget, train
+from urgence.kws.train import TrainConfig, keyword_budget, load_task, train
 from urgence.nn import load_model
 
 
@@ -69,6 +69,17 @@ def test_keyword_budget_keeps_whole_clips_of_few_voices(rng):
         assert (kept_keyword_clips == clip).sum() == 2
     per_keyword = {k: len(np.unique(clip_ids[keep][y[keep] == k])) for k in (0, 1)}
     assert per_keyword[0] == 2 and per_keyword[1] <= 1
+
+
+def test_exclude_sources_leaves_out_exactly_those_rows(tiny_corpus, tmp_path, rng):
+    sources = read_npz(tiny_corpus / "features_train.npz", ("source",))["source"]
+    dropped = "espeak-unknown"
+    assert (sources == dropped).any()
+    config = _config(tiny_corpus, tmp_path, max_train=None, exclude_sources=[dropped])
+    data = load_task(config, rng)
+    assert len(data.y_train) == len(sources) - (sources == dropped).sum()
+    with pytest.raises(ValueError, match="keyword budget"):
+        TrainConfig.from_sources(None, ['exclude_sources=["asterisk"]', "keyword_voices=2"])
 
 
 def test_train_exports_a_keyword_model_with_metadata(tiny_corpus, tmp_path):

@@ -79,6 +79,9 @@ class TrainConfig:
     keyword_voices: int | None = None
     clips_per_voice_keyword: int | None = None
     max_train: int | None = None  # cap on training rows (tests, data-size experiments)
+    # corpus sources left out of training (e.g. ["asterisk", "speech-commands"]: what the
+    # model learns when no real human voice is ever labelled `_unknown_`)
+    exclude_sources: list[str] | None = None
     augment_copies: int = 3  # speech_commands task: augmented copies per training clip
 
     @classmethod
@@ -112,6 +115,9 @@ class TrainConfig:
             raise ValueError("select_on must be 'val' or 'clips'")
         if config.select_on == "clips" and not config.validation_clips:
             raise ValueError("select_on='clips' needs validation_clips")
+        budget = config.keyword_voices is not None or config.clips_per_voice_keyword is not None
+        if config.exclude_sources and budget:
+            raise ValueError("exclude_sources cannot be combined with a keyword budget")
         return config
 
 
@@ -185,6 +191,11 @@ def load_task(config: TrainConfig, rng: np.random.Generator) -> TaskData:
                 clips_per_voice=config.clips_per_voice_keyword,
                 rng=rng,
             )
+            x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
+        if config.exclude_sources:
+            path = Path(config.data) / "features_train.npz"
+            sources = dataset.read_npz(path, ("source",))["source"]
+            keep = ~np.isin(sources, config.exclude_sources)
             x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
     else:
         x_train, y_train, speakers, x_val, y_val, labels = _speech_commands(config, rng)
