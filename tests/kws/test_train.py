@@ -149,3 +149,20 @@ def test_evaluate_command_on_corpus_and_degraded_clips(tiny_corpus, tmp_path, ca
     out = capsys.readouterr().out
     assert "telephone" in out and "accuracy" in out and figure.stat().st_size > 1000
     assert main(["evaluate", str(tmp_path / "nope"), str(tiny_corpus)]) == 2
+
+def test_freeze_layers_keeps_only_the_first_layers_of_the_base(tiny_corpus, tmp_path):
+    base = train(_config(tiny_corpus, tmp_path / "base", epochs=1), verbose=0)
+    before = load_model(base).get_weights()
+    tuned = train(
+        _config(tiny_corpus, tmp_path / "tuned", epochs=1, init_from=str(base), freeze_layers=4),
+        verbose=0,
+    )
+    after = load_model(tuned).get_weights()
+    frozen = {k for k in before if int(k.split(".")[0]) < 4}
+    assert frozen and any(k.startswith("1.") for k in frozen)  # the first convolution
+    for key in frozen:
+        np.testing.assert_array_equal(before[key], after[key])
+    changed = [k for k in before if int(k.split(".")[0]) >= 4 and k in after]
+    assert any(not np.array_equal(before[k], after[k]) for k in changed)
+    with pytest.raises(ValueError, match="needs init_from"):
+        TrainConfig.from_sources(None, ["freeze_layers=4"])

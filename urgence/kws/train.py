@@ -69,6 +69,9 @@ class TrainConfig:
     seed: int = 0
     init_from: str | None = None
     freeze_base: bool = False
+    # with init_from: the base's first layers kept as pretrained (e.g. 4: the first
+    # convolution block, learnt on real voices); the rest is fine-tuned
+    freeze_layers: int = 0
     # labelled clips of voices absent from training (e.g. validation_other_voices), read
     # every epoch for model selection; never trained on
     validation_clips: str | None = None
@@ -115,6 +118,8 @@ class TrainConfig:
             raise ValueError("select_on must be 'val' or 'clips'")
         if config.select_on == "clips" and not config.validation_clips:
             raise ValueError("select_on='clips' needs validation_clips")
+        if config.freeze_layers and not config.init_from:
+            raise ValueError("freeze_layers needs init_from (the pretrained base to keep)")
         budget = config.keyword_voices is not None or config.clips_per_voice_keyword is not None
         if config.exclude_sources and budget:
             raise ValueError("exclude_sources cannot be combined with a keyword budget")
@@ -257,6 +262,10 @@ def make_model(config: TrainConfig, n_classes: int) -> Sequential:
     )
     if config.freeze_base:
         model.freeze(upto=len(body))
+    elif config.freeze_layers:
+        if not 0 < config.freeze_layers <= len(body):
+            raise ValueError(f"freeze_layers must be in [0, {len(body)}] for this base")
+        model.freeze(upto=config.freeze_layers)
     return model
 
 
