@@ -149,3 +149,41 @@ def test_winograd_work_arrays_never_leak_into_results(rng):
     # The same input twice gives the same results: no state carried between calls.
     x = calls[0][0]
     np.testing.assert_array_equal(layer.forward(x, training=True), calls[0][3])
+
+
+def test_engine_threads_split_winograd_products(monkeypatch, rng):
+    """Within engine_threads the Winograd GEMMs run on the engine's threads, BLAS on one:
+    the same results up to rounding."""
+    from urgence.nn.layers import _parallel
+
+    from .test_layers_parallel import FakeBlas
+
+    shape = (CHANNELS, 9, 10)
+    layer = Conv2D(4, 3, padding="same", activation="relu")
+    layer.build(shape, rng)
+    x = batch_last(rng.standard_normal((3, *shape)).astype(np.float32))
+    grad_out = rng.standard_normal((3, *layer.output_shape)).astype(np.float32)
+
+    def run():
+        out = layer.forward(x, training=True).copy()
+        return out, layer.backward(grad_out).copy(), layer.grads["W"].copy()
+
+    monkeypatch.setattr(_parallel, "threads", lambda: 1)
+    serial = run()
+    monkeypatch.undo()
+    blas = FakeBlas(2)
+    monkeypatch.setattr(_parallel, "_blas_libraries", [blas])
+    monkeypatch.setattr(_parallel, "_CPUS", 2)
+    monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
+    parts = []
+    run_parts = _parallel._run_parts
+    monkeypatch.setattr(
+        _parallel,
+        "_run_parts",
+        lambda length, work, count: parts.append(count) or run_parts(length, work, count),
+    )
+    with _parallel.engine_threads():
+        split = run()
+    assert 2 in parts and blas.num_threads == 2
+    for a, b in zip(serial, split, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

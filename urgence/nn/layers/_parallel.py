@@ -123,6 +123,13 @@ def _gemm_parts(values: int, length: int) -> int:
     return split_count(values, length) if _owned_threads is not None else 1
 
 
+def run_gemms(length: int, work: Callable[[int, int], object], values: int) -> None:
+    """Call ``work(start, stop)`` over parts of ``range(length)`` (independent BLAS calls
+    writing ``values`` values in all): in the calling thread, except within
+    :func:`engine_threads`, where the parts run on the engine's threads."""
+    _run_parts(length, work, _gemm_parts(values, length))
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` for 2-D arrays (into ``out`` if given); within :func:`engine_threads`, its
     columns split over the threads."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from urgence.nn.layers._parallel import run_gemms
 from urgence.nn.layers._windows import WindowGeometry
 
 # Interpolation points 0, 1, -1, 1/2, -2 and infinity (Toom-Cook). Against the usual
@@ -124,7 +125,7 @@ class Winograd3x3:
         self._transformed_input, self._kernel = transformed, transformed_kernel
         # 36 GEMMs: (F, C) @ (C, positions).
         products = self._work("products", (36, filters, positions), dtype)
-        np.matmul(transformed_kernel, transformed, out=products)
+        _stacked_matmul(transformed_kernel, transformed, products)
         if bias is not None:
             products[_BIAS_INDEX] += bias.astype(dtype)[:, None]
         # A^T along the columns, then along the rows.
@@ -170,7 +171,8 @@ class Winograd3x3:
         grad_kernel = grad_bias = grad_x = None
         if kernel_grad:
             transformed = self._transformed_input
-            grad_transformed_kernel = np.matmul(grad_products, transformed.transpose(0, 2, 1))
+            grad_transformed_kernel = np.empty((36, filters, transformed.shape[1]), dtype=dtype)
+            _stacked_matmul(grad_products, transformed.transpose(0, 2, 1), grad_transformed_kernel)
             grad_kernel = _transform_kernel_grad(grad_transformed_kernel)
             grad_bias = grad_products[_BIAS_INDEX].sum(axis=1)
         if input_grad:
@@ -183,7 +185,7 @@ class Winograd3x3:
         tiles_h, tiles_w = self.tiles_h, self.tiles_w
         positions = tiles_h * tiles_w * n
         grad_transformed = self._work("grad_transformed", (36, c, positions), dtype)
-        np.matmul(self._kernel.transpose(0, 2, 1), grad_products, out=grad_transformed)
+        _stacked_matmul(self._kernel.transpose(0, 2, 1), grad_products, grad_transformed)
         # Through B along the columns, overlapping tiles adding up; then along the rows.
         b = _BT.T
         grad_cols = self._work("cols", (INPUT_TILE, INPUT_TILE, c, tiles_h, tiles_w, n), dtype)
@@ -212,11 +214,27 @@ def _small_matmul(matrix: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
     matrix = matrix.astype(x.dtype)
     x3 = x.reshape(-1, *x.shape[-2:])
     out3 = out.reshape(-1, *out.shape[-2:])
-    length = x3.shape[2]
-    for item in range(x3.shape[0]):
-        for start in range(0, length, _COLUMN_BLOCK):
-            block = slice(start, start + _COLUMN_BLOCK)
+    blocks = [
+        (item, slice(start, start + _COLUMN_BLOCK))
+        for item in range(x3.shape[0])
+        for start in range(0, x3.shape[2], _COLUMN_BLOCK)
+    ]
+
+    def multiply(first: int, stop: int) -> None:
+        for item, block in blocks[first:stop]:
             np.matmul(matrix, x3[item, :, block], out=out3[item, :, block])
+
+    run_gemms(len(blocks), multiply, out.size)
+
+
+def _stacked_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out[k] = a[k] @ b[k] for the 36 products of a stack: one np.matmul (a BLAS call per
+    product), its products split over the engine's threads within ``engine_threads``."""
+
+    def multiply(first: int, stop: int) -> None:
+        np.matmul(a[first:stop], b[first:stop], out=out[first:stop])
+
+    run_gemms(out.shape[0], multiply, out.size)
 
 
 def _tiles_reading(offset: int, start: int, length: int, tiles: int) -> tuple[slice, slice]:
