@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from urgence.nn.layers._parallel import run_gemms
+from urgence.nn.layers._parallel import run_gemms, run_split
 from urgence.nn.layers._windows import WindowGeometry
 
 # Interpolation points 0, 1, -1, 1/2, -2 and infinity (Toom-Cook). Against the usual
@@ -110,10 +110,15 @@ class Winograd3x3:
         (top, _), (left, _) = self.geometry.pads
         h, w = x.shape[2:]
         rows = self._work("rows", (INPUT_TILE, c, tiles_h, self.padded_w, n), dtype)
-        x_rows = x.transpose(1, 2, 3, 0)[:, :, None]  # (C, H, 1, W, N)
-        for r in range(INPUT_TILE):
-            tiles, cells = _tiles_reading(r, top, h, tiles_h)
-            rows[r, :, tiles, left : left + w] = x_rows[:, cells, 0]
+        x_batch_last = x.transpose(1, 2, 3, 0)
+        reads = [_tiles_reading(r, top, h, tiles_h) for r in range(INPUT_TILE)]
+
+        def gather_rows(start: int, stop: int) -> None:  # channels start:stop
+            channels = slice(start, stop)
+            for r, (tiles, cells) in enumerate(reads):
+                rows[r, channels, tiles, left : left + w] = x_batch_last[channels, cells]
+
+        run_split(c, gather_rows, rows.size)
         # B^T along the rows of every tile, then along the columns.
         rows_t = self._work("rows_t", rows.shape, dtype)
         _small_matmul(_BT, rows.reshape(INPUT_TILE, -1), rows_t.reshape(INPUT_TILE, -1))
@@ -137,10 +142,15 @@ class Winograd3x3:
         tiles = tiles.reshape(TILE, TILE, filters, tiles_h, tiles_w, n)
         out_h, out_w = self.geometry.out_h, self.geometry.out_w
         out = np.empty((filters, out_h, out_w, n), dtype=dtype)
-        for rr in range(TILE):
-            for cc in range(TILE):
-                target = out[:, rr::TILE, cc::TILE]
-                target[...] = tiles[cc, rr, :, : target.shape[1], : target.shape[2]]
+
+        def scatter_filters(start: int, stop: int) -> None:
+            part = slice(start, stop)
+            for rr in range(TILE):
+                for cc in range(TILE):
+                    target = out[part, rr::TILE, cc::TILE]
+                    target[...] = tiles[cc, rr, part, : target.shape[1], : target.shape[2]]
+
+        run_split(filters, scatter_filters, out.size)
         return out.transpose(3, 0, 1, 2)
 
     # -- backward ---------------------------------------------------------------------
@@ -157,10 +167,15 @@ class Winograd3x3:
         # The output gradient in tiles; the cells beyond the output stay zero.
         grad_tiles = self._work("grad_tiles", (TILE, TILE, filters, tiles_h, tiles_w, n), dtype)
         grad = grad_out.transpose(1, 2, 3, 0)
-        for rr in range(TILE):
-            for cc in range(TILE):
-                source = grad[:, rr::TILE, cc::TILE]
-                grad_tiles[cc, rr, :, : source.shape[1], : source.shape[2]] = source
+
+        def gather_filters(start: int, stop: int) -> None:
+            part = slice(start, stop)
+            for rr in range(TILE):
+                for cc in range(TILE):
+                    source = grad[part, rr::TILE, cc::TILE]
+                    grad_tiles[cc, rr, part, : source.shape[1], : source.shape[2]] = source
+
+        run_split(filters, gather_filters, grad_tiles.size)
         # Through A (the transpose of A^T) along the columns, then the rows.
         a = _AT.T
         half = self._work("half", (TILE * INPUT_TILE * filters * positions,), dtype)
