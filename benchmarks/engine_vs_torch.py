@@ -11,7 +11,8 @@ with momentum 0.9, lr 0.01):
     dscnn_b1  inference of the DS-CNN keyword model ("Hello Edge", urgence.kws.architectures
               .dscnn_layers: conv 10x4/2 64 + BN + ReLU, 4 x [depthwise 3x3 + BN + ReLU +
               pointwise 64 + BN + ReLU], global average pooling, dense 14) on 1 x 40 x 98,
-              batch 1                                                 --dscnn-threads (2)
+              batch 1; BatchNormalization folded into the convolutions, as the
+              product runs it (urgence.nn.fusion; --no-fold: unfolded)  --dscnn-threads (2)
     dscnn_b32 the same, batch 32                                      --dscnn-threads (2)
 
 Each repeat runs every case once per framework, alternating which goes first; the figures
@@ -47,6 +48,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from urgence.kws.architectures import dscnn_layers
 from urgence.nn import Sequential, optimizers
+from urgence.nn.fusion import fold_batch_norm
 from urgence.nn.layers import Conv2D, Dense, Flatten, MaxPool2D, Softmax
 
 try:
@@ -204,9 +206,15 @@ def training_case(name: str, threads: int, n: int, rng: np.random.Generator) -> 
     return Case(name, threads, urgence_epoch, torch_epoch)
 
 
-def inference_case(name: str, threads: int, batch: int, calls: int, rng) -> Case:
+def inference_case(
+    name: str, threads: int, batch: int, calls: int, rng, *, fold: bool = True
+) -> Case:
     x = rng.standard_normal((batch, *KWS_SHAPE), dtype=np.float32)
     model = Sequential(urgence_layers("dscnn"), input_shape=KWS_SHAPE, seed=0)
+    if fold:
+        # what the product runs (urgence.kws.model.KeywordModel): BatchNormalization folded
+        # into the convolutions; PyTorch's eager mode runs its BatchNorm2d layers as they are
+        model = fold_batch_norm(model)
 
     def urgence_calls() -> None:
         for _ in range(calls):
@@ -288,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         "work and the convolutions' GEMMs split (urgence.nn.layers._parallel.engine_threads)",
     )
     parser.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="for comparison: DS-CNN inference with its BatchNormalization layers run as "
+        "layers, not folded into the convolutions (urgence.nn.fusion)",
+    )
+    parser.add_argument(
         "--direct-conv",
         action="store_true",
         help="for comparison: 3x3 convolutions by im2col, not Winograd "
@@ -323,8 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         "mlp": lambda: training_case("mlp", 2, n, rng),
         "cnn_2t": lambda: training_case("cnn_2t", 2, n, rng),
         "cnn_1t": lambda: training_case("cnn_1t", 1, n, rng),
-        "dscnn_b1": lambda: inference_case("dscnn_b1", args.dscnn_threads, 1, calls_b1, rng),
-        "dscnn_b32": lambda: inference_case("dscnn_b32", args.dscnn_threads, 32, calls_b32, rng),
+        "dscnn_b1": lambda: inference_case(
+            "dscnn_b1", args.dscnn_threads, 1, calls_b1, rng, fold=not args.no_fold
+        ),
+        "dscnn_b32": lambda: inference_case(
+            "dscnn_b32", args.dscnn_threads, 32, calls_b32, rng, fold=not args.no_fold
+        ),
     }
     cases = [builders[name]() for name in names]
     if args.engine_threads:

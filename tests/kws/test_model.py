@@ -114,11 +114,29 @@ def test_bad_window_shape_is_a_value_error(tmp_path):
 def test_batches_bound_memory(tmp_path, monkeypatch):
     model = KeywordModel.load(save_tiny_model(tmp_path / "kws"))
     sizes = []
-    real = model.network.predict_proba
-    model.network.predict_proba = lambda x: sizes.append(len(x)) or real(x)
+    real = model.inference_network.predict_proba
+    model.inference_network.predict_proba = lambda x: sizes.append(len(x)) or real(x)
     monkeypatch.setattr(model_module, "PREDICT_BATCH", 4)
     model.predict_proba(np.zeros((10, 40, 98), np.float32))
     assert sizes == [4, 4, 2]
+
+
+def test_inference_runs_the_folded_network_with_the_trained_ones_posteriors(tmp_path):
+    from urgence.nn.layers import BatchNormalization, Conv2D, ReLU
+
+    layers = [Conv2D(4, 3, use_bias=False), BatchNormalization(), ReLU()]
+    net = Sequential([*layers, Flatten(), Dense(len(LABELS)), Softmax()], input_shape=(1, 40, 98))
+    norm = net.layers[1]
+    norm.moving_mean[...], norm.moving_var[...] = [0.5, -1, 2, 0], [2, 0.5, 1, 3]
+    net.save(
+        tmp_path / "kws",
+        metadata={"labels": list(LABELS), "feature_config": FeatureConfig().to_dict()},
+    )
+    model = KeywordModel.load(tmp_path / "kws")
+    assert len(model.inference_network.layers) < len(model.network.layers)
+    windows = np.random.default_rng(0).normal(-5, 3, (6, 40, 98)).astype(np.float32)
+    trained = model.network.predict_proba(windows[:, None])
+    np.testing.assert_allclose(model.predict_proba(windows), trained, atol=1e-6)
 
 
 def test_metadata_survives_json_round_trip(tmp_path):
