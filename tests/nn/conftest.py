@@ -37,3 +37,25 @@ def batch_last(x: np.ndarray) -> np.ndarray:
     """The same values as x (N, C, H, W), stored (C, H, W, N): how a Conv2D hands on its
     output when it works batch-last."""
     return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
+class FakeBlas:
+    """Stands for a BLAS library of threadpoolctl: a thread count to read and set."""
+
+    def __init__(self, count: int) -> None:
+        self.num_threads = count
+
+    def set_num_threads(self, count: int) -> None:
+        self.num_threads = count
+
+
+def pretend_blas_threads(monkeypatch, count: int) -> FakeBlas:
+    """Make urgence.nn.layers._parallel see ``count`` CPUs and a BLAS allowed ``count``
+    threads, with no minimum size for splitting work; returns the fake BLAS."""
+    from urgence.nn.layers import _parallel
+
+    blas = FakeBlas(count)
+    monkeypatch.setattr(_parallel, "_blas_libraries", [blas])
+    monkeypatch.setattr(_parallel, "_CPUS", count)
+    monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
+    return blas

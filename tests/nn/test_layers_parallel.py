@@ -9,7 +9,7 @@ import pytest
 
 from urgence.nn.layers import Conv2D, MaxPool2D, ReLU, _parallel
 
-from .conftest import batch_last
+from .conftest import FakeBlas, batch_last, pretend_blas_threads
 
 
 @pytest.fixture
@@ -91,14 +91,6 @@ def test_forked_child_gets_working_threads(split_three_ways):
     assert os.read(read, 2) == b"ok" and status == 0
 
 
-class FakeBlas:
-    def __init__(self, count):
-        self.num_threads = count
-
-    def set_num_threads(self, count):
-        self.num_threads = count
-
-
 @pytest.mark.parametrize("layout", [batch_last, np.ascontiguousarray])
 def test_engine_threads_give_the_same_results(layout, monkeypatch, rng):
     """Within engine_threads the convolutions' GEMMs are split too: outputs and gradients
@@ -107,10 +99,7 @@ def test_engine_threads_give_the_same_results(layout, monkeypatch, rng):
     monkeypatch.setattr(_parallel, "threads", lambda: 1)
     serial = run_chain(x, 7)
     monkeypatch.undo()
-    blas = FakeBlas(3)
-    monkeypatch.setattr(_parallel, "_blas_libraries", [blas])
-    monkeypatch.setattr(_parallel, "_CPUS", 3)
-    monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
+    blas = pretend_blas_threads(monkeypatch, 3)
     calls = []
     matmul = np.matmul
     monkeypatch.setattr(

@@ -9,7 +9,7 @@ from urgence.nn.gradcheck import check_layer_gradients
 from urgence.nn.layers import Conv2D, conv
 from urgence.nn.layers._windows import is_batch_last
 
-from .conftest import batch_last
+from .conftest import batch_last, pretend_blas_threads
 from .test_layers_conv import conv_oracle
 
 CHANNELS = conv.WINOGRAD_MIN_CHANNELS
@@ -156,8 +156,6 @@ def test_engine_threads_split_winograd_products(monkeypatch, rng):
     the same results up to rounding."""
     from urgence.nn.layers import _parallel
 
-    from .test_layers_parallel import FakeBlas
-
     shape = (CHANNELS, 9, 10)
     layer = Conv2D(4, 3, padding="same", activation="relu")
     layer.build(shape, rng)
@@ -171,10 +169,7 @@ def test_engine_threads_split_winograd_products(monkeypatch, rng):
     monkeypatch.setattr(_parallel, "threads", lambda: 1)
     serial = run()
     monkeypatch.undo()
-    blas = FakeBlas(2)
-    monkeypatch.setattr(_parallel, "_blas_libraries", [blas])
-    monkeypatch.setattr(_parallel, "_CPUS", 2)
-    monkeypatch.setattr(_parallel, "MIN_VALUES", 0)
+    blas = pretend_blas_threads(monkeypatch, 2)
     parts = []
     run_parts = _parallel._run_parts
     monkeypatch.setattr(
