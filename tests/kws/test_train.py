@@ -150,6 +150,7 @@ def test_evaluate_command_on_corpus_and_degraded_clips(tiny_corpus, tmp_path, ca
     assert "telephone" in out and "accuracy" in out and figure.stat().st_size > 1000
     assert main(["evaluate", str(tmp_path / "nope"), str(tiny_corpus)]) == 2
 
+
 def test_freeze_layers_keeps_only_the_first_layers_of_the_base(tiny_corpus, tmp_path):
     base = train(_config(tiny_corpus, tmp_path / "base", epochs=1), verbose=0)
     before = load_model(base).get_weights()
@@ -166,3 +167,26 @@ def test_freeze_layers_keeps_only_the_first_layers_of_the_base(tiny_corpus, tmp_
     assert any(not np.array_equal(before[k], after[k]) for k in changed)
     with pytest.raises(ValueError, match="needs init_from"):
         TrainConfig.from_sources(None, ["freeze_layers=4"])
+
+
+def test_time_shift_moves_each_window_and_fills_with_the_band_floor(rng):
+    from urgence.kws.train import _time_shift_batch
+
+    x = rng.normal(size=(32, 3, 20)).astype(np.float32)
+    shifted = _time_shift_batch(x, 4, rng)
+    assert shifted.shape == x.shape and shifted.dtype == np.float32
+    seen = set()
+    for original, moved in zip(x, shifted, strict=True):
+        floor = original.min(axis=1, keepdims=True)
+        matches = [
+            s
+            for s in range(-4, 5)
+            if np.array_equal(
+                moved[:, max(s, 0) : 20 + min(s, 0)], original[:, max(-s, 0) : 20 - max(s, 0)]
+            )
+            and np.array_equal(moved[:, : max(s, 0)], np.broadcast_to(floor, (3, max(s, 0))))
+            and np.array_equal(moved[:, 20 + min(s, 0) :], np.broadcast_to(floor, (3, -min(s, 0))))
+        ]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 3  # the shifts vary from window to window

@@ -66,6 +66,10 @@ class TrainConfig:
     weight_decay: float = 0.0001
     warmup_epochs: float = 0.3
     spec_augment: bool = True
+    # each training window shifted in time by up to this many frames (10 ms) per batch, the
+    # vacated frames filled with each band's lowest value: the detector's windows meet a
+    # word at any offset (experiment; 0 = off)
+    time_shift_frames: int = 0
     seed: int = 0
     init_from: str | None = None
     freeze_base: bool = False
@@ -274,6 +278,26 @@ def _spec_augment_batch(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.stack([augment.spec_augment(example, rng=rng) for example in x])
 
 
+def _time_shift_batch(x: np.ndarray, max_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Each example (N, n_mels, T) moved by a random whole number of frames in
+    [-max_frames, max_frames]; what leaves the window is dropped, what enters is the band's
+    minimum over the example (the quietest it gets). Returns a new array."""
+    out = np.empty_like(x)
+    for i, (example, shift) in enumerate(
+        zip(x, rng.integers(-max_frames, max_frames + 1, len(x)), strict=True)
+    ):
+        floor = example.min(axis=1, keepdims=True)
+        if shift > 0:
+            out[i, :, :shift] = floor
+            out[i, :, shift:] = example[:, :-shift]
+        elif shift < 0:
+            out[i, :, shift:] = floor
+            out[i, :, :shift] = example[:, -shift:]
+        else:
+            out[i] = example
+    return out
+
+
 def _reseed_dropout(model: Sequential, seed: int, epoch: int) -> None:
     """Give every Dropout layer a generator drawn from (seed, epoch, layer index): a resumed
     run then drops exactly the units the uninterrupted run would have (Dropout has no
@@ -354,6 +378,8 @@ def train(
         for step, start in enumerate(range(0, len(order), config.batch_size)):
             idx = np.sort(order[start : start + config.batch_size])
             xb = data.x_train[idx]
+            if config.time_shift_frames:
+                xb = _time_shift_batch(xb, config.time_shift_frames, rng)
             if config.spec_augment:
                 xb = _spec_augment_batch(xb, rng)
             result = model.train_on_batch(xb[:, None], data.y_train[idx])
