@@ -14,7 +14,7 @@ stamp() { echo "$1 $(($(date +%s) - t0)) s, $(uptime | sed 's/.*load/load/')" | 
 stamp start
 $U corpus build --out "$out/corpus" --shared "$shared" --quiet > "$out/corpus.log" 2>&1
 stamp corpus
-$U train --set task=speech_commands --data "$shared/data/speech_commands_v002_test" --set cmn=true \
+$U train --set task=speech_commands --data "$shared/data/speech_commands_v002_test" --set cmn=true --set width=80 \
   --epochs 8 --out "$out/base/model" --run-dir "$out/base" > "$out/base.log" 2>&1
 stamp base
 $U train --data "$out/corpus" --set init_from="$out/base/model" --set cmn=true --epochs 3 \
