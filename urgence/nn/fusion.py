@@ -44,10 +44,7 @@ def _foldable(layer: Layer, following: Layer | None) -> bool:
 
 def _folded_params(layer: Layer, norm: BatchNormalization) -> dict[str, np.ndarray]:
     """The kernel and bias of ``layer`` followed by ``norm`` (statistics fixed)."""
-    scale = norm.params["gamma"].astype(np.float64) / np.sqrt(
-        norm.moving_var.astype(np.float64) + norm.epsilon
-    )
-    shift = norm.params["beta"].astype(np.float64) - norm.moving_mean.astype(np.float64) * scale
+    _, scale, shift = norm.fixed_affine(np.float64)
     kernel = layer.params["W"].astype(np.float64)
     if isinstance(layer, Dense):  # (inputs, units): a column per output
         kernel = kernel * scale[None, :]

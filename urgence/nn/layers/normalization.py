@@ -57,13 +57,20 @@ class BatchNormalization(Layer):
         """(C,) -> broadcastable against (N, C) or (N, C, H, W)."""
         return v if ndim == 2 else v[:, None, None]
 
+    def fixed_affine(self, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The layer with its moving statistics as ``x * scale + shift`` per feature:
+        (1 / std, scale, shift), computed in ``dtype`` (urgence.nn.fusion folds it into the
+        layer before, in float64)."""
+        inv_std = 1 / np.sqrt(self.moving_var.astype(dtype) + self.epsilon).astype(dtype)
+        scale = self.params["gamma"].astype(dtype) * inv_std
+        shift = self.params["beta"].astype(dtype) - self.moving_mean.astype(dtype) * scale
+        return inv_std, scale, shift
+
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x)
         if not (training and self.trainable):
             # Fixed statistics: one per-feature affine map, two passes over x.
-            inv_std = 1 / np.sqrt(self.moving_var + self.epsilon).astype(x.dtype, copy=False)
-            scale = self.params["gamma"] * inv_std
-            shift = self.params["beta"] - self.moving_mean * scale
+            inv_std, scale, shift = self.fixed_affine(x.dtype)
             self._cache = (x, inv_std, False)
             out = x * self._per_feature(scale.astype(x.dtype, copy=False), x.ndim)
             out += self._per_feature(shift.astype(x.dtype, copy=False), x.ndim)
