@@ -184,6 +184,125 @@ class WindowGeometry:
         return np.ascontiguousarray(self.unpad(images))
 
 
+class PhaseLayout:
+    """Windows of any stride as stride-1 contiguous runs: the polyphase flat layout.
+
+    The padded input (used_h, used_w) is split into its stride phases: phase (a, b) holds the
+    cells (a + r * sh, b + q * sw), a (block_h, block_w) image, zero beyond the padded input.
+    Kernel offset (i, j) then reads phase (i % sh, j % sw) shifted by (i // sh, j // sw): a
+    stride-1 window of that phase. Per channel the phases are stored one after the other,
+    each holding the batch's images back to back (``length`` = N * block_h * block_w values),
+    plus ``reach`` spare zeros at the end: ``packed`` (C, size).
+
+    Kernel offset (i, j) reads the contiguous run ``packed[:, start : start + length]``
+    (``starts``). Summed over the offsets, these runs give a "wide" output, per channel
+    (N, block_h, block_w), whose (out_h, out_w) top-left corner is the window output
+    (``crop``); the other cells are garbage, read across image borders. With stride 1 there
+    is one phase, a block is the padded image and the layout is ``pad_flat``'s with the
+    examples back to back. Only phases some kernel offset reads are stored.
+
+    Whole-batch runs make each NumPy call long (a batch's worth of one channel), and
+    channel-major memory (C, ...) matches how the DS-CNN's convolutions hand on their output.
+    """
+
+    def __init__(self, geometry: WindowGeometry, batch: int) -> None:
+        (kh, kw), (sh, sw) = geometry.kernel, geometry.strides
+        self.geometry, self.batch = geometry, batch
+        phases_w = min(sw, kw)
+        self.phases = [(a, b) for a in range(min(sh, kh)) for b in range(phases_w)]
+        self.block_h, self.block_w = -(-geometry.used_h // sh), -(-geometry.used_w // sw)
+        self.length = batch * self.block_h * self.block_w
+        # The wide output up to the last example's last window output: its bottom garbage
+        # rows need not be computed.
+        out_h, out_w = geometry.out_h, geometry.out_w
+        self.output_length = self.length - (self.block_h - out_h + 1) * self.block_w + out_w
+        # Per kernel offset, in (i, j) order: (its phase, the shift of its run in the phase).
+        self.taps = [
+            ((i % sh) * phases_w + j % sw, (i // sh) * self.block_w + j // sw)
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        self.reach = max(shift for _, shift in self.taps)
+        self.size = len(self.phases) * self.length + self.reach
+        (top, _), (left, _) = geometry.pads
+        self.covers_input = (
+            kh >= sh
+            and kw >= sw
+            and geometry.used_h - top >= geometry.hw[0]
+            and geometry.used_w - left >= geometry.hw[1]
+        )
+
+    @property
+    def starts(self) -> list[int]:
+        """Where the run of each kernel offset starts in ``packed``, in (i, j) order."""
+        return [phase * self.length + shift for phase, shift in self.taps]
+
+    def _phase_cells(self, a: int, b: int) -> tuple[slice, slice, slice, slice]:
+        """(rows, cols) of phase (a, b)'s block holding cells of x, then those x (rows, cols)."""
+        geometry = self.geometry
+        (top, _), (left, _) = geometry.pads
+        (sh, sw), (h, w) = geometry.strides, geometry.hw
+        # Only the cells some window reads: "valid" drops x's bottom / right remainder.
+        h, w = min(h, geometry.used_h - top), min(w, geometry.used_w - left)
+        r0, q0 = -((a - top) // sh), -((b - left) // sw)
+        r1, q1 = max(r0, -((a - top - h) // sh)), max(q0, -((b - left - w) // sw))
+        y0, x0 = a + r0 * sh - top, b + q0 * sw - left
+        return (
+            slice(r0, r1),
+            slice(q0, q1),
+            slice(y0, y0 + (r1 - r0) * sh, sh),
+            slice(x0, x0 + (q1 - q0) * sw, sw),
+        )
+
+    def _images(self, runs: np.ndarray) -> np.ndarray:
+        """(..., length) -> (..., N, block_h, block_w), a view."""
+        return runs.reshape(*runs.shape[:-1], self.batch, self.block_h, self.block_w)
+
+    def pack(self, x: np.ndarray, packed: np.ndarray, *, zero_fill: bool = True) -> None:
+        """x: (N, C, H, W) -> ``packed`` (C, size). The cells around x are zeroed unless
+        ``zero_fill`` is False: ``packed`` already holds this layout's zeros, as an earlier
+        ``pack`` left them."""
+        phases = len(self.phases)
+        blocks = self._images(packed[:, : phases * self.length].reshape(-1, phases, self.length))
+        x_by_channel = x.transpose(1, 0, 2, 3)
+        if zero_fill:
+            packed[:, phases * self.length :] = 0
+        for index, (a, b) in enumerate(self.phases):
+            rows, cols, x_rows, x_cols = self._phase_cells(a, b)
+            block = blocks[:, index]
+            if zero_fill:
+                block[:, :, : rows.start] = 0
+                block[:, :, rows.stop :] = 0
+                # Whole columns: (N, block_h) then is one strided run.
+                block[:, :, :, : cols.start] = 0
+                block[:, :, :, cols.stop :] = 0
+            block[:, :, rows, cols] = x_by_channel[:, :, x_rows, x_cols]
+
+    def crop(self, wide: np.ndarray) -> np.ndarray:
+        """Wide output (..., length), of which the first ``output_length`` values are used ->
+        the window output (..., N, out_h, out_w), a view."""
+        return self._images(wide)[..., : self.geometry.out_h, : self.geometry.out_w]
+
+    def widen(self, grad: np.ndarray, wide: np.ndarray) -> None:
+        """grad (..., N, out_h, out_w) -> ``wide`` (..., reach + length): the gradient of the
+        wide output from ``reach`` on, zeros before it and in the garbage cells."""
+        oh, ow = self.geometry.out_h, self.geometry.out_w
+        wide[..., : self.reach] = 0
+        images = self._images(wide[..., self.reach :])
+        images[..., oh:, :] = 0
+        images[..., :oh, ow:] = 0
+        images[..., :oh, :ow] = grad
+
+    def unpack(self, grad_packed: np.ndarray, grad_x_by_channel: np.ndarray) -> None:
+        """Gradient on the phases (C, phases, length) -> on x, written into the cells of
+        ``grad_x_by_channel`` (C, N, H, W) that some window reads; the others (none when
+        ``covers_input``) are left as they are."""
+        blocks = self._images(grad_packed)
+        for index, (a, b) in enumerate(self.phases):
+            rows, cols, x_rows, x_cols = self._phase_cells(a, b)
+            grad_x_by_channel[:, :, x_rows, x_cols] = blocks[:, index, :, rows, cols]
+
+
 # NumPy (2.4 here) runs a ufunc on non-contiguous operands through its buffers whenever
 # their contiguous runs are shorter than the buffer size (8192 values): an add into the
 # (C, H_out, W_out * N) window slices of a batch-last array, runs of W_out * N = 1408

@@ -13,6 +13,7 @@ from urgence.nn.initializers import get_initializer, zeros
 from urgence.nn.layers._parallel import matmul, matmul_transposed, run_split
 from urgence.nn.layers._scratch import Scratch
 from urgence.nn.layers._windows import (
+    PhaseLayout,
     WindowGeometry,
     as_pair,
     check_padding,
@@ -356,19 +357,29 @@ def _product_with_transpose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return product
 
 
+# The work arrays of a depthwise convolution (a few channels' wide output, summed run by run)
+# are kept to about this size, so that they and the runs they combine stay in the L2 cache
+# (1 MB here).
+_DEPTHWISE_CHUNK_BYTES = 256 * 1024
+
+
 class DepthwiseConv2D(_WindowedConv):
     """Each input channel convolved with its own ``depth_multiplier`` kernels.
 
     x: (N, C, H, W) float; W: (C * depth_multiplier, 1, kh, kw) float32 (output channel
     ``c * depth_multiplier + m`` reads input channel ``c``, like a grouped convolution with
     ``groups = C``); b: (C * depth_multiplier,) float32; y: (N, C * depth_multiplier,
-    H_out, W_out), dtype of x.
+    H_out, W_out), dtype of x, a view of channel-major (C * depth_multiplier, N, H_out,
+    W_out) memory, the order the 1x1 Conv2D after it in a DS-CNN reads without a copy.
 
-    Implementation: with stride 1, one example at a time, a per-channel im2col of contiguous
-    runs of the flat layout (see ``_windows``) and one batched matmul of per-channel
-    (M, kh*kw) @ (kh*kw, H_out*W_padded) products; this measured about twice as fast as
-    broadcast multiply-adds over the whole batch. Other strides use a loop over the kernel
-    offsets with broadcast multiply-adds of strided slices.
+    Implementation: the input is copied once into the polyphase flat layout
+    (``_windows.PhaseLayout``), where every kernel offset, whatever the stride, reads one
+    contiguous run per channel covering the whole batch. The output is the sum of the
+    kh * kw runs times their per-channel weights, computed a few channels at a time so that
+    the work arrays stay in cache. Backward: the kernel gradient is a dot product of the
+    output gradient with each run (BLAS, batched over channels); the input gradient is the
+    same kind of sum of runs, the output gradient correlated with the flipped kernel, one
+    stride phase at a time.
     """
 
     def __init__(
@@ -381,8 +392,10 @@ class DepthwiseConv2D(_WindowedConv):
                 f"got {depth_multiplier!r}"
             )
         self.depth_multiplier = depth_multiplier
-        # The padded input: in the flat layout with stride 1, (N, C, H_pad, W_pad) otherwise.
-        self._padded: np.ndarray | None = None
+        self._scratch = Scratch()
+        # The last forward's input in the polyphase flat layout, for backward.
+        self._layout: PhaseLayout | None = None
+        self._packed: np.ndarray | None = None
 
     def _out_channels(self, in_channels: int) -> int:
         return in_channels * self.depth_multiplier
@@ -390,113 +403,126 @@ class DepthwiseConv2D(_WindowedConv):
     def _kernel_shape(self, in_channels: int) -> tuple[int, int, int, int]:
         return (in_channels * self.depth_multiplier, 1, *self.kernel_size)
 
-    def _kernel_by_offset(self) -> np.ndarray:
-        """W as (kh, kw, 1, C, M, 1, 1): one broadcastable (C, M) weight block per offset."""
-        kernel = self.params["W"].reshape(
-            self.input_shape[0], self.depth_multiplier, *self.kernel_size
-        )
-        return kernel.transpose(2, 3, 0, 1)[:, :, None, :, :, None, None]
+    def _kernel_taps(self) -> np.ndarray:
+        """W as (C, M, kh*kw): per input channel, one row of kernel taps per output channel."""
+        return self.params["W"].reshape(self.input_shape[0], self.depth_multiplier, -1)
+
+    def _chunk_size(self, values_per_channel: int, itemsize: int) -> int:
+        """How many input channels to process at once (see ``_DEPTHWISE_CHUNK_BYTES``)."""
+        per_channel = self.depth_multiplier * values_per_channel * itemsize
+        return max(1, min(self.input_shape[0], _DEPTHWISE_CHUNK_BYTES // per_channel))
 
     def _pre_activation(self, x: np.ndarray, training: bool) -> np.ndarray:
         geometry = self._geometry
         n, c = x.shape[:2]
         m = self.depth_multiplier
-        if self.strides == (1, 1):
-            flat = geometry.pad_flat(x)
-            self._padded = flat
-            kernel = self._kernel_matrix()
-            wide = np.empty((n, c, m, geometry.wide_length), dtype=x.dtype)
-            for example in range(n):
-                np.matmul(kernel, self._example_columns(flat, example), out=wide[example])
-            z = geometry.crop_wide(wide.reshape(n, c * m, -1)).copy()
-        else:
-            padded = geometry.pad(x)
-            self._padded = padded
-            weights = self._kernel_by_offset()
-            z = np.zeros((n, c, m, geometry.out_h, geometry.out_w), dtype=x.dtype)
-            for i, j, window in geometry.offsets():
-                z += padded[(slice(None), slice(None), *window)][:, :, None] * weights[i, j]
-            z = z.reshape(n, c * m, geometry.out_h, geometry.out_w)
-        self._add_bias(z)
-        return z
+        if self._layout is None or self._layout.batch != n:
+            self._layout = PhaseLayout(geometry, n)
+        layout = self._layout
+        packed = self._scratch.get("packed", (c, layout.size), x.dtype)
+        # The same array as last time (same batch size and dtype) still has its zeros.
+        layout.pack(x, packed, zero_fill=packed is not self._packed)
+        self._packed = packed
+        # The bias rides in the product: a last kernel tap times a run of ones.
+        taps = self._kernel_taps()
+        if self.use_bias:
+            bias = self.params["b"].reshape(c, m, 1).astype(taps.dtype, copy=False)
+            taps = np.concatenate([taps, bias], axis=2)
+        z = np.empty((c * m, n, geometry.out_h, geometry.out_w), dtype=x.dtype)
+        z_by_channel = z.reshape(c, m, *z.shape[1:])
+        starts, length = layout.starts, layout.output_length
+        step = self._chunk_size(layout.length, x.dtype.itemsize)
+        wide_work = self._scratch.get("wide", (step, m, layout.length), x.dtype)
+        columns_work = self._scratch.get("columns", (step, taps.shape[2], length), x.dtype)
+        if self.use_bias:
+            columns_work[:, -1] = 1
+        for first in range(0, c, step):
+            chunk = slice(first, min(first + step, c))
+            size = chunk.stop - chunk.start
+            columns = columns_work[:size]
+            for k, start in enumerate(starts):
+                columns[:, k] = packed[chunk, start : start + length]
+            wide = wide_work[:size]
+            np.matmul(taps[chunk], columns, out=wide[:, :, :length])
+            z_by_channel[chunk] = layout.crop(wide)
+        return z.transpose(1, 0, 2, 3)
 
     def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
-        if self.strides == (1, 1):
-            return self._backward_flat(grad_out)
-        geometry = self._geometry
-        n, c = grad_out.shape[0], self.input_shape[0]
+        layout, packed = self._layout, self._packed
+        n = grad_out.shape[0]
+        c, h, w = self.input_shape
         m = self.depth_multiplier
-        grad5 = grad_out.reshape(n, c, m, geometry.out_h, geometry.out_w)
-        padded = self._padded
-        if self.trainable:
-            kh, kw = self.kernel_size
-            grad_kernel = np.empty((c, m, kh, kw), dtype=grad_out.dtype)
-            for i, j, window in geometry.offsets():
-                grad_kernel[:, :, i, j] = np.einsum(
-                    "nchw,ncmhw->cm", padded[(slice(None), slice(None), *window)], grad5
-                )
-            self.grads["W"] = grad_kernel.reshape(self.params["W"].shape)
-            self._bias_grad(grad_out)
-        else:
-            self.grads.clear()
-        if not self.needs_input_grad:
-            return None
-        weights = self._kernel_by_offset()
-        grad_padded = np.zeros(padded.shape, dtype=grad_out.dtype)
-        for i, j, window in geometry.offsets():
-            grad_padded[(slice(None), slice(None), *window)] += (grad5 * weights[i, j]).sum(axis=2)
-        return geometry.unpad(grad_padded)
-
-    def _kernel_matrix(self) -> np.ndarray:
-        """W as (C, M, kh*kw): per input channel, one row of kernel taps per output channel."""
-        return self.params["W"].reshape(self.input_shape[0], self.depth_multiplier, -1)
-
-    def _example_columns(self, flat: np.ndarray, example: int) -> np.ndarray:
-        """Per-channel im2col of one example of the flat layout: (C, kh*kw, wide_length).
-
-        One example at a time keeps the columns in cache and lets one matmul of per-channel
-        (M, kh*kw) @ (kh*kw, wide_length) products do all the multiply-adds.
-        """
-        geometry = self._geometry
-        length = geometry.wide_length
-        kh, kw = self.kernel_size
-        columns = np.empty((flat.shape[1], kh * kw, length), dtype=flat.dtype)
-        for i, j, start in geometry.flat_starts():
-            columns[:, i * kw + j] = flat[example, :, start : start + length]
-        return columns
-
-    def _backward_flat(self, grad_out: np.ndarray) -> np.ndarray | None:
-        geometry = self._geometry
-        n, c = grad_out.shape[0], self.input_shape[0]
-        m = self.depth_multiplier
-        kw = self.kernel_size[1]
-        length = geometry.wide_length
-        wide = geometry.widen(grad_out).reshape(n, c, m, length)
-        flat = self._padded
-        kernel = self._kernel_matrix()
+        dtype = grad_out.dtype
         trainable, needs_input_grad = self.trainable, self.needs_input_grad
-        grad_kernel = np.zeros(kernel.shape, dtype=grad_out.dtype)
-        grad_flat = np.zeros(flat.shape, dtype=grad_out.dtype) if needs_input_grad else None
-        kernel_t = kernel.transpose(0, 2, 1)
-        for example in range(n):
+        kernel = self._kernel_taps()
+        grad_by_channel = grad_out.transpose(1, 0, 2, 3).reshape(c, m, n, *grad_out.shape[2:])
+        self.grads.clear()
+        if trainable:
+            grad_kernel = np.empty(kernel.shape, dtype=dtype)
+            grad_bias = np.empty((c, m), dtype=dtype)
+        if needs_input_grad:
+            allocate = np.empty if layout.covers_input else np.zeros
+            grad_x = allocate((c, n, h, w), dtype=dtype)  # channel-major, like the forward
+        length, reach, starts = layout.length, layout.reach, layout.starts
+        # Per stride phase, the kernel offsets reading it and where each reads the widened
+        # output gradient to give that phase's input gradient.
+        phase_taps = [
+            [(k, reach - shift) for k, (p, shift) in enumerate(layout.taps) if p == phase]
+            for phase in range(len(layout.phases))
+        ]
+        step = self._chunk_size(reach + length, dtype.itemsize)
+        wide_work = self._scratch.get("grad_wide", (step, m, reach + length), dtype)
+        phases_work = self._scratch.get("grad_phases", (step, len(phase_taps), length), dtype)
+        product_work = self._scratch.get("grad_product", (step, length), dtype)
+        for first in range(0, c, step):
+            chunk = slice(first, min(first + step, c))
+            size = chunk.stop - chunk.start
+            wide = wide_work[:size]
+            layout.widen(grad_by_channel[chunk], wide)
+            grad_wide = wide[:, :, reach:]  # zeros in the garbage cells
             if trainable:
-                columns = self._example_columns(flat, example)
-                grad_kernel += np.matmul(wide[example], columns.transpose(0, 2, 1))
+                for k, start in enumerate(starts):
+                    run = packed[chunk, start : start + length, None]
+                    grad_kernel[chunk, :, k] = np.matmul(grad_wide, run)[:, :, 0]
+                if self.use_bias:
+                    grad_bias[chunk] = grad_wide.sum(axis=2)
             if needs_input_grad:
-                # With one kernel per channel the matmul is an outer product, which
-                # broadcasting computes several times faster.
-                if m == 1:
-                    grad_columns = kernel_t * wide[example]
-                else:
-                    grad_columns = np.matmul(kernel_t, wide[example])
-                for i, j, start in geometry.flat_starts():
-                    grad_flat[example, :, start : start + length] += grad_columns[:, i * kw + j]
+                grad_phases = phases_work[:size]
+                for phase, taps in enumerate(phase_taps):
+                    terms = [
+                        (wide[:, j, start : start + length], kernel[chunk, j, k, None])
+                        for k, start in taps
+                        for j in range(m)
+                    ]
+                    _sum_of_products(terms, grad_phases[:, phase], product_work[:size])
+                layout.unpack(grad_phases, grad_x[chunk])
         if trainable:
             self.grads["W"] = grad_kernel.reshape(self.params["W"].shape)
-            self._bias_grad(grad_out)
-        else:
-            self.grads.clear()
-        return geometry.unpad_flat(grad_flat) if needs_input_grad else None
+            if self.use_bias:
+                self.grads["b"] = grad_bias.reshape(-1)
+        return grad_x.transpose(1, 0, 2, 3) if needs_input_grad else None
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
+
+
+def _sum_of_products(
+    terms: list[tuple[np.ndarray, np.ndarray]], out: np.ndarray, work: np.ndarray
+) -> None:
+    """out = the sum of ``run * weight`` over ``terms`` (each broadcasting to out's shape);
+    ``work``, out's shape, holds each product before it is added."""
+    (run, weight), *rest = terms
+    np.multiply(run, weight, out=out)
+    for run, weight in rest:
+        np.multiply(run, weight, out=work)
+        out += work
+
+
+def _weighted_runs(
+    runs: list[np.ndarray], weights: np.ndarray, out: np.ndarray, columns: np.ndarray
+) -> None:
+    """out (C, R, L) = per channel, weights (C, R, K) @ the K runs (each (C, L)) stacked;
+    ``columns`` (C, K, L) holds the stack."""
+    for k, run in enumerate(runs):
+        columns[:, k] = run
+    np.matmul(weights, columns, out=out)
