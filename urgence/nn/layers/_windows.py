@@ -285,13 +285,10 @@ class PhaseLayout:
 
     def widen(self, grad: np.ndarray, wide: np.ndarray) -> None:
         """grad (..., N, out_h, out_w) -> ``wide`` (..., reach + length): the gradient of the
-        wide output from ``reach`` on, zeros before it and in the garbage cells."""
+        wide output from ``reach`` on. Only the gradient's cells are written: the others must
+        already hold zeros (a zero-filled array, or one an earlier ``widen`` wrote)."""
         oh, ow = self.geometry.out_h, self.geometry.out_w
-        wide[..., : self.reach] = 0
-        images = self._images(wide[..., self.reach :])
-        images[..., oh:, :] = 0
-        images[..., :oh, ow:] = 0
-        images[..., :oh, :ow] = grad
+        self._images(wide[..., self.reach :])[..., :oh, :ow] = grad
 
     def unpack(self, grad_packed: np.ndarray, grad_x_by_channel: np.ndarray) -> None:
         """Gradient on the phases (C, phases, length) -> on x, written into the cells of
