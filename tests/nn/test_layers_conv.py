@@ -265,3 +265,142 @@ def test_direct_strided_loops_restore_numpy_buffer_size():
         assert np.getbufsize() < before
         1 / 0  # noqa: B018
     assert np.getbufsize() == before
+
+
+# Depthwise geometries beyond GEOMETRIES: strides 2 and 3 on odd and even sizes, a kernel
+# smaller than its stride (phases no window reads), "valid" remainders no window reads.
+DEPTHWISE_STRIDED = [
+    ((3, 9, 11), (3, 3), (2, 2), "same"),
+    ((3, 10, 8), (3, 3), (2, 2), "same"),
+    ((3, 9, 11), (3, 3), (2, 2), "valid"),
+    ((3, 10, 8), (3, 3), (2, 2), "valid"),
+    ((2, 11, 10), (3, 3), (3, 3), "same"),
+    ((2, 12, 9), (3, 3), (3, 3), "valid"),
+    ((2, 10, 13), (3, 3), (3, 3), "valid"),
+    ((2, 9, 10), (5, 4), (3, 2), "same"),
+    ((2, 9, 10), (5, 4), (2, 3), "valid"),
+    ((2, 8, 7), (2, 2), (3, 3), "same"),
+    ((2, 8, 7), (2, 1), (3, 2), "valid"),
+    ((2, 7, 9), (1, 1), (2, 2), "same"),
+    ((2, 5, 6), (3, 3), (1, 2), "same"),
+]
+
+
+def depthwise_oracle(x, layer, multiplier):
+    weights = layer.params["W"].astype(np.float64)
+    return conv_oracle(
+        x, weights, layer.params["b"], layer.strides, layer.padding, lambda f: [f // multiplier]
+    )
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize(("shape", "kernel", "strides", "padding"), DEPTHWISE_STRIDED)
+def test_depthwise_strided_matches_loops(shape, kernel, strides, padding, multiplier, rng):
+    x = rng.standard_normal((3, *shape))
+    layer = DepthwiseConv2D(kernel, strides=strides, padding=padding, depth_multiplier=multiplier)
+    layer.build(shape, rng)
+    layer.params["b"][...] = rng.standard_normal(layer.params["b"].shape)
+    out, grad_out, grad_x, grad_w, grad_b = depthwise_oracle(x, layer, multiplier)
+    np.testing.assert_allclose(layer.forward(x, training=True), out, atol=1e-10)
+    np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["W"], grad_w, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["b"], grad_b, atol=1e-10)
+    assert layer.output_shape == out.shape[1:]
+
+
+@pytest.mark.parametrize(("shape", "kernel", "strides", "padding"), DEPTHWISE_STRIDED[::3])
+def test_depthwise_strided_finite_differences(shape, kernel, strides, padding, rng):
+    layer = DepthwiseConv2D(kernel, strides=strides, padding=padding, activation="relu")
+    assert check_layer_gradients(layer, shape, rng).max_error < 1e-7
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major", "batch-last"])
+def test_depthwise_any_input_memory_order(layout, strides, rng):
+    """The input may be any view (the DS-CNN hands on channel-major (C, N, H, W) memory);
+    the output and the input gradient are channel-major views."""
+    x = rng.standard_normal((4, 3, 9, 8))
+    layer = DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False)
+    layer.build(x.shape[1:], rng)
+    layer.params["b"] = np.zeros(3)  # the oracle adds a bias
+    out, grad_out, grad_x, grad_w, _ = depthwise_oracle(x, layer, 1)
+    del layer.params["b"]
+    viewed = {
+        "contiguous": lambda a: np.ascontiguousarray(a),
+        "channel-major": lambda a: np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(
+            1, 0, 2, 3
+        ),
+        "batch-last": batch_last,
+    }[layout]
+    y = layer.forward(viewed(x), training=True)
+    np.testing.assert_allclose(y, out, atol=1e-10)
+    grad = layer.backward(viewed(grad_out))
+    np.testing.assert_allclose(grad, grad_x, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["W"], grad_w, atol=1e-10)
+    assert set(layer.grads) == {"W"}
+    assert y.transpose(1, 0, 2, 3).flags.c_contiguous
+    assert grad.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+def test_depthwise_float32_error_is_bounded(strides, rng):
+    """float32 in and out, within float32 rounding of the float64 loops, on a DS-CNN block's
+    geometry (3x3 "same", 80 channels in the real model)."""
+    x = rng.standard_normal((2, 8, 20, 49))
+    layer = DepthwiseConv2D(3, strides=strides, padding="same")
+    layer.build(x.shape[1:], rng)
+    layer.params["b"][...] = rng.standard_normal(8).astype(np.float32)
+    out, grad_out, grad_x, grad_w, grad_b = depthwise_oracle(x, layer, 1)
+    y = layer.forward(x.astype(np.float32), training=True)
+    grad = layer.backward(grad_out.astype(np.float32))
+    assert y.dtype == grad.dtype == layer.grads["W"].dtype == np.float32
+    # Relative to the size of the values: sums of 9 products, or of ~1000 for the kernel.
+    np.testing.assert_allclose(y, out, rtol=0, atol=2e-6 * np.abs(out).max())
+    np.testing.assert_allclose(grad, grad_x, rtol=0, atol=2e-6 * np.abs(grad_x).max())
+    np.testing.assert_allclose(layer.grads["W"], grad_w, rtol=0, atol=1e-5 * np.abs(grad_w).max())
+    np.testing.assert_allclose(layer.grads["b"], grad_b, rtol=0, atol=1e-5 * np.abs(grad_b).max())
+
+
+@pytest.mark.parametrize("strides", [1, 2, 3])
+def test_depthwise_first_layer_and_frozen_layer(strides, rng):
+    """needs_input_grad False (a first layer) returns None and still computes the kernel
+    gradient; a frozen layer computes the input gradient only."""
+    x = rng.standard_normal((3, 2, 10, 9))
+    layer = DepthwiseConv2D((3, 2), strides=strides, padding="valid", depth_multiplier=2)
+    layer.build(x.shape[1:], rng)
+    out, grad_out, grad_x, grad_w, grad_b = depthwise_oracle(x, layer, 2)
+    layer.needs_input_grad = False
+    layer.forward(x, training=True)
+    assert layer.backward(grad_out) is None
+    np.testing.assert_allclose(layer.grads["W"], grad_w, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["b"], grad_b, atol=1e-10)
+    layer.needs_input_grad, layer.trainable = True, False
+    layer.forward(x, training=True)
+    np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-10)
+    assert layer.grads == {}
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+def test_depthwise_reused_work_arrays_never_leak_into_results(strides, rng):
+    """The padded input and the widened gradient live in work arrays kept from call to call
+    (their zero borders are written only when an array is new): every call must match the
+    loops, across batch-size and dtype changes, and results handed out earlier must not
+    change."""
+    layer = DepthwiseConv2D(3, strides=strides, padding="same")
+    layer.build((3, 7, 8), rng)
+    layer.params["b"][...] = rng.standard_normal(3)
+    calls = []
+    for n, dtype in [(2, np.float64), (2, np.float64), (3, np.float64), (2, np.float32)] * 2:
+        x = rng.standard_normal((n, 3, 7, 8)) + 5  # nonzero everywhere, borders included
+        out, grad_out, grad_x, grad_w, _ = depthwise_oracle(x, layer, 1)
+        y = layer.forward(x.astype(dtype), training=True)
+        grad = layer.backward(grad_out.astype(dtype))
+        atol = 1e-10 if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(y, out, atol=atol)
+        np.testing.assert_allclose(grad, grad_x, atol=atol)
+        np.testing.assert_allclose(layer.grads["W"], grad_w, atol=atol * 100)
+        assert y.dtype == grad.dtype == dtype
+        calls.append((y, grad, y.copy(), grad.copy()))
+    for y, grad, y_then, grad_then in calls:
+        np.testing.assert_array_equal(y, y_then)
+        np.testing.assert_array_equal(grad, grad_then)
