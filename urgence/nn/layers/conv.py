@@ -360,7 +360,7 @@ def _product_with_transpose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # The work arrays of a depthwise convolution (a few channels' wide output, summed run by run)
 # are kept to about this size, so that they and the runs they combine stay in the L2 cache
 # (1 MB here).
-_DEPTHWISE_CHUNK_BYTES = 256 * 1024
+_DEPTHWISE_CHUNK_BYTES = 512 * 1024
 
 
 class DepthwiseConv2D(_WindowedConv):
@@ -423,7 +423,7 @@ class DepthwiseConv2D(_WindowedConv):
         layout = self._layout
         packed = self._scratch.get("packed", (c, layout.size), x.dtype)
         # The same array as last time (same batch size and dtype) still has its zeros.
-        layout.pack(x, packed, zero_fill=packed is not self._packed)
+        zero_fill = packed is not self._packed
         self._packed = packed
         # The bias rides in the product: a last kernel tap times a run of ones.
         taps = self._kernel_taps()
@@ -442,6 +442,8 @@ class DepthwiseConv2D(_WindowedConv):
             chunk = slice(first, min(first + step, c))
             size = chunk.stop - chunk.start
             columns = columns_work[:size]
+            # Packed chunk by chunk: the runs are still in cache when copied into columns.
+            layout.pack(x[:, chunk], packed[chunk], zero_fill=zero_fill)
             for k, start in enumerate(starts):
                 columns[:, k] = packed[chunk, start : start + length]
             wide = wide_work[:size]
