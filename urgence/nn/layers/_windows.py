@@ -224,6 +224,16 @@ class PhaseLayout:
         ]
         self.reach = max(shift for _, shift in self.taps)
         self.size = len(self.phases) * self.length + self.reach
+        # Per stored phase (a, b): the kernel offsets reading it (flat indices i * kw + j, in
+        # (i, j) order) and the (rows, cols) grid of their run shifts (i // sh, j // sw).
+        self.phase_taps = []
+        for a, b in self.phases:
+            rows, cols = range(a, kh, sh), range(b, kw, sw)
+            self.phase_taps.append(
+                ([i * kw + j for i in rows for j in cols], (len(rows), len(cols)))
+            )
+        # The kernel offsets phase by phase, the order of ``runs``.
+        self.tap_order = [k for taps, _ in self.phase_taps for k in taps]
         (top, _), (left, _) = geometry.pads
         self.covers_input = (
             kh >= sh
@@ -236,6 +246,23 @@ class PhaseLayout:
     def starts(self) -> list[int]:
         """Where the run of each kernel offset starts in ``packed``, in (i, j) order."""
         return [phase * self.length + shift for phase, shift in self.taps]
+
+    def runs(self, packed: np.ndarray, channels: slice, length: int) -> Iterator[np.ndarray]:
+        """Per stored phase, a view (channels, rows, cols, length) of ``packed`` (C, size),
+        C-contiguous: the first ``length`` values of the runs of the phase's kernel offsets
+        (``phase_taps``), which differ by whole rows and columns of the phase's blocks."""
+        assert packed.flags.c_contiguous
+        item, row = packed.itemsize, packed.strides[0]
+        count = len(range(packed.shape[0])[channels])
+        for index, (_, (rows, cols)) in enumerate(self.phase_taps):
+            # np.ndarray on the buffer: as_strided costs several microseconds a call.
+            yield np.ndarray(
+                (count, rows, cols, length),
+                packed.dtype,
+                packed,
+                channels.start * row + index * self.length * item,
+                (row, self.block_w * item, item, item),
+            )
 
     def _phase_cells(self, a: int, b: int) -> tuple[slice, slice, slice, slice]:
         """(rows, cols) of phase (a, b)'s block holding cells of x, then those x (rows, cols)."""
