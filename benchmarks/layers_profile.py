@@ -1,8 +1,10 @@
 """Per-layer forward + backward times of the engine's layers against torch.nn.functional.
 
 Shapes are those of the issue's benchmarks: the MNIST CNN (batch 128) and the DS-CNN keyword
-model (1 x 40 x 98 log-mel windows); the MNIST layers after the first convolution get their
-input in the batch-last memory order a convolution hands on, as in the network. Prints the
+model (1 x 40 x 98 log-mel windows; ``dscnn80``: the depthwise layers of the shipped width-80
+model, training batch 64 and inference batch 1). The MNIST layers after the first convolution
+get their input in the batch-last memory order a convolution hands on, the ``dscnn80`` ones
+in the channel-major order, as in the networks. Prints the
 best CPU time (``time.process_time``: less disturbed than wall time when the machine is
 shared) per call, in milliseconds, and the ratio engine/torch. Whole-network ratios are
 ``benchmarks/engine_vs_torch.py``'s job.
@@ -10,6 +12,7 @@ shared) per call, in milliseconds, and the ratio engine/torch. Whole-network rat
     .venv/bin/python benchmarks/layers_profile.py --threads 1
     .venv/bin/python benchmarks/layers_profile.py --threads 2 --only conv
     .venv/bin/python benchmarks/layers_profile.py --threads 1 --only mnist --direct-conv
+    .venv/bin/python benchmarks/layers_profile.py --threads 1 --only dscnn80 --repeats 20
 """
 
 from __future__ import annotations
@@ -231,6 +234,31 @@ def cases(rng: np.random.Generator):
             True,
         ),
     ]
+    # The shipped keyword model's depthwise layers (DS-CNN width 80): the stride-2 one after
+    # the first convolution, then the stride-1 ones; training at batch 64, inference at 1.
+    # "same" with stride 2 pads 20 x 49 by (0, 1) rows and (1, 1) columns, hence F.pad.
+    for batch, train in ((64, True), (1, False)):
+        suffix = " train" if train else ""
+        specs += [
+            (
+                f"dscnn80 b{batch} dw3x3 s2 same{suffix}",
+                layers.DepthwiseConv2D(3, strides=2, padding="same"),
+                (80, 20, 49),
+                batch,
+                lambda layer: (lambda f: lambda x: f(F.pad(x, (1, 1, 0, 1))))(
+                    conv(layer, (80, 20, 49), stride=2, groups=80)
+                ),
+                train,
+            ),
+            (
+                f"dscnn80 b{batch} dw3x3 s1 same{suffix}",
+                layers.DepthwiseConv2D(3, padding="same"),
+                (80, 10, 25),
+                batch,
+                lambda layer: conv(layer, (80, 10, 25), padding=1, groups=80),
+                train,
+            ),
+        ]
     for name, layer, shape, batch, torch_factory, backward in specs:
         layer.build(shape, rng)
         x = rng.standard_normal((batch, *shape), dtype=np.float32)
@@ -238,6 +266,10 @@ def cases(rng: np.random.Generator):
             # In the network these layers read a convolution's output, which is batch-last
             # (C, H, W, N) memory handed on as an (N, C, H, W) view.
             x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+        if name.startswith("dscnn80"):
+            # In the network they read channel-major (C, N, H, W) memory: the output of the
+            # first convolution or of a 1x1 convolution, through BatchNormalization and ReLU.
+            x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
         yield name, layer, x, torch_factory, backward
 
 
