@@ -264,6 +264,22 @@ class PhaseLayout:
                 (row, self.block_w * item, item, item),
             )
 
+    def gradient_runs(self, wide: np.ndarray, count: int, phase: int, m: int) -> np.ndarray:
+        """A view (count, rows, cols, length) of the widened gradient ``wide`` (C, M, reach +
+        length), C-contiguous, for output channel m: the runs whose sum, weighted by the
+        kernel offsets of ``phase`` (``phase_taps``), is the gradient on that phase; run
+        [r, q] starts r rows and q columns before ``reach``."""
+        assert wide.flags.c_contiguous
+        item = wide.itemsize
+        _, (rows, cols) = self.phase_taps[phase]
+        return np.ndarray(
+            (count, rows, cols, self.length),
+            wide.dtype,
+            wide,
+            m * wide.strides[1] + self.reach * item,
+            (wide.strides[0], -self.block_w * item, -item, item),
+        )
+
     def _phase_cells(self, a: int, b: int) -> tuple[slice, slice, slice, slice]:
         """(rows, cols) of phase (a, b)'s block holding cells of x, then those x (rows, cols)."""
         geometry = self.geometry
