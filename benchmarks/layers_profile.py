@@ -12,7 +12,7 @@ shared) per call, in milliseconds, and the ratio engine/torch. Whole-network rat
     .venv/bin/python benchmarks/layers_profile.py --threads 1
     .venv/bin/python benchmarks/layers_profile.py --threads 2 --only conv
     .venv/bin/python benchmarks/layers_profile.py --threads 1 --only mnist --direct-conv
-    .venv/bin/python benchmarks/layers_profile.py --threads 1 --only dscnn80 --repeats 20
+    .venv/bin/python benchmarks/layers_profile.py --threads 1 --only dscnn80 --repeats 20 --split
 """
 
 from __future__ import annotations
@@ -34,6 +34,21 @@ def best_ms(fn, repeats: int) -> float:
         fn()
         times.append(time.process_time() - start)
     return 1000 * min(times)
+
+
+def engine_split_ms(layer, x: np.ndarray, repeats: int) -> tuple[float, float]:
+    """Best CPU ms of the engine's forward (training mode) and, after one, of its backward."""
+    grad = np.ones_like(layer.forward(x, training=True))
+    layer.backward(grad)
+    forward, backward = [], []
+    for _ in range(repeats):
+        start = time.process_time()
+        layer.forward(x, training=True)
+        middle = time.process_time()
+        layer.backward(grad)
+        backward.append(time.process_time() - middle)
+        forward.append(middle - start)
+    return 1000 * min(forward), 1000 * min(backward)
 
 
 def engine_step(layer, x: np.ndarray, backward: bool):
@@ -279,6 +294,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--only", default="", help="substring of the case names to run")
     parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also the engine's forward and backward times, apart (training cases)",
+    )
+    parser.add_argument(
         "--direct-conv",
         action="store_true",
         help="for comparison: 3x3 convolutions by im2col, not Winograd",
@@ -293,16 +313,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     with threadpool_limits(args.threads):
-        print(f"{'case':34s} {'engine ms':>10s} {'torch ms':>9s} {'ratio':>6s}")
+        split = f" {'fwd ms':>7s} {'bwd ms':>7s}" if args.split else ""
+        print(f"{'case':34s} {'engine ms':>10s} {'torch ms':>9s} {'ratio':>6s}{split}")
         for name, layer, x, torch_factory, backward in cases(rng):
             if args.only not in name:
                 continue
             ours = best_ms(engine_step(layer, x, backward), args.repeats)
+            apart = ""
+            if args.split and backward:
+                apart = " {:7.2f} {:7.2f}".format(*engine_split_ms(layer, x, args.repeats))
             if torch_factory is None:
-                print(f"{name:34s} {ours:10.2f}")
+                print(f"{name:34s} {ours:10.2f} {'':9s} {'':6s}{apart}")
                 continue
             theirs = best_ms(torch_step(torch_factory(layer), x, backward), args.repeats)
-            print(f"{name:34s} {ours:10.2f} {theirs:9.2f} {ours / theirs:6.2f}")
+            print(f"{name:34s} {ours:10.2f} {theirs:9.2f} {ours / theirs:6.2f}{apart}")
 
 
 if __name__ == "__main__":
