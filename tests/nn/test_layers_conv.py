@@ -404,3 +404,24 @@ def test_depthwise_reused_work_arrays_never_leak_into_results(strides, rng):
     for y, grad, y_then, grad_then in calls:
         np.testing.assert_array_equal(y, y_then)
         np.testing.assert_array_equal(grad, grad_then)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 5000, 12000, 1 << 30])
+@pytest.mark.parametrize("strides", [1, 2])
+def test_depthwise_channel_chunks_and_inference_mode(chunk_bytes, strides, rng, monkeypatch):
+    """Channels are processed a few at a time (one, several with a last partial chunk,
+    all): every split gives the loops' results, in training and inference mode; after an
+    inference-mode forward (no packed input kept) backward still works."""
+    from urgence.nn.layers import conv
+
+    monkeypatch.setattr(conv, "_DEPTHWISE_CHUNK_BYTES", chunk_bytes)
+    x = rng.standard_normal((3, 7, 9, 8))
+    layer = DepthwiseConv2D(3, strides=strides, padding="same", depth_multiplier=2)
+    layer.build(x.shape[1:], rng)
+    layer.params["b"][...] = rng.standard_normal(14)
+    out, grad_out, grad_x, grad_w, grad_b = depthwise_oracle(x, layer, 2)
+    for training in (True, False, False, True):
+        np.testing.assert_allclose(layer.forward(x, training=training), out, atol=1e-10)
+        np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-10)
+        np.testing.assert_allclose(layer.grads["W"], grad_w, atol=1e-10)
+        np.testing.assert_allclose(layer.grads["b"], grad_b, atol=1e-10)

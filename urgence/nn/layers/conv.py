@@ -399,6 +399,7 @@ class DepthwiseConv2D(_WindowedConv):
         # The last forward's input in the polyphase flat layout, for backward.
         self._layout: PhaseLayout | None = None
         self._packed: np.ndarray | None = None
+        self._input: np.ndarray | None = None  # instead, after an inference-mode forward
         # The work arrays last seen by name: constant parts (zeros, ones) written once.
         self._seen: dict[str, np.ndarray] = {}
 
@@ -431,9 +432,18 @@ class DepthwiseConv2D(_WindowedConv):
         if self._layout is None or self._layout.batch != n:
             self._layout = PhaseLayout(geometry, n)
         layout = self._layout
-        packed = self._scratch.get("packed", (c, layout.size), x.dtype)
-        self._packed = packed
-        zero_fill = self._is_new("packed", packed)  # otherwise its zeros are still there
+        step = self._chunk_size(layout.length, x.dtype.itemsize)
+        if training:
+            # The whole packed input, kept for backward.
+            packed = self._scratch.get("packed", (c, layout.size), x.dtype)
+            self._packed, self._input = packed, None
+        else:
+            # Only the input itself is kept (backward packs it if ever called): a chunk's
+            # worth of packed input, reused, instead of a copy of a possibly large batch.
+            packed = self._scratch.get("packed_chunk", (step, layout.size), x.dtype)
+            self._packed, self._input = None, x
+        # Only new arrays need their zeros: packing writes the cells of x alone.
+        zero_fill = self._is_new("packed" if training else "packed_chunk", packed)
         # Columns phase by phase (``layout.runs``); the bias rides in the product, a last
         # kernel tap times a row of ones.
         taps = self._kernel_taps()
@@ -445,7 +455,6 @@ class DepthwiseConv2D(_WindowedConv):
         z = np.empty((c * m, n, geometry.out_h, geometry.out_w), dtype=x.dtype)
         z_by_channel = z.reshape(c, m, *z.shape[1:])
         length = layout.output_length
-        step = self._chunk_size(layout.length, x.dtype.itemsize)
         wide_work = self._scratch.get("wide", (step, m, layout.length), x.dtype)
         columns_work = self._scratch.get("columns", (step, taps.shape[2], length), x.dtype)
         if self.use_bias and self._is_new("columns", columns_work):
@@ -455,9 +464,10 @@ class DepthwiseConv2D(_WindowedConv):
             size = chunk.stop - chunk.start
             columns = columns_work[:size]
             # Packed chunk by chunk: the runs are still in cache when copied into columns.
-            layout.pack(x[:, chunk], packed[chunk], zero_fill=zero_fill)
+            rows = chunk if training else slice(0, size)
+            layout.pack(x[:, chunk], packed[rows], zero_fill=zero_fill)
             row = 0
-            for runs in layout.runs(packed, chunk, length):
+            for runs in layout.runs(packed, rows, length):
                 count = runs.shape[1] * runs.shape[2]
                 np.copyto(columns[:, row : row + count].reshape(runs.shape), runs)
                 row += count
@@ -468,6 +478,9 @@ class DepthwiseConv2D(_WindowedConv):
 
     def _pre_activation_backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         layout, packed = self._layout, self._packed
+        if packed is None:  # the forward ran in inference mode
+            packed = np.zeros((self.input_shape[0], layout.size), dtype=self._input.dtype)
+            layout.pack(self._input, packed, zero_fill=False)
         n = grad_out.shape[0]
         c, h, w = self.input_shape
         m = self.depth_multiplier
