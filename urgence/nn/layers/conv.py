@@ -517,7 +517,6 @@ class DepthwiseConv2D(_WindowedConv):
                 grad_bias[chunk] = grad_wide.sum(axis=2)
             for phase, (taps, _) in enumerate(layout.phase_taps):
                 grad_phase = phases_work[:size, phase] if needs_input_grad else None
-                run = packed[chunk, phase * length : (phase + 1) * length, None]
                 if m * len(taps) >= _COLUMNS_MIN_TAPS:
                     # The gradient's runs as columns, shared by both products: kernel
                     # gradient = columns @ the phase's input, input gradient = the
@@ -528,7 +527,8 @@ class DepthwiseConv2D(_WindowedConv):
                         view = layout.gradient_runs(wide_work, size, phase, j)
                         np.copyto(by_output[:, j].reshape(view.shape), view)
                     if trainable:
-                        product = np.matmul(columns, run).reshape(size, m, len(taps))
+                        phase_input = packed[chunk, phase * length : (phase + 1) * length, None]
+                        product = np.matmul(columns, phase_input).reshape(size, m, len(taps))
                         grad_kernel[chunk][:, :, taps] = product
                     if needs_input_grad:
                         weights = kernel[chunk][:, :, taps].reshape(size, 1, -1)
