@@ -234,6 +234,7 @@ class PhaseLayout:
             )
         # The kernel offsets phase by phase, the order of ``runs``.
         self.tap_order = [k for taps, _ in self.phase_taps for k in taps]
+        # Whether some window reads every cell of x (else the others get a zero gradient).
         (top, _), (left, _) = geometry.pads
         self.covers_input = (
             kh >= sh
@@ -248,27 +249,27 @@ class PhaseLayout:
         return [phase * self.length + shift for phase, shift in self.taps]
 
     def runs(self, packed: np.ndarray, channels: slice, length: int) -> Iterator[np.ndarray]:
-        """Per stored phase, a view (channels, rows, cols, length) of ``packed`` (C, size),
-        C-contiguous: the first ``length`` values of the runs of the phase's kernel offsets
-        (``phase_taps``), which differ by whole rows and columns of the phase's blocks."""
+        """Per stored phase, a view (channels, rows, cols, length) of ``packed`` (C, size), a
+        C-contiguous array: the first ``length`` values of the runs of the phase's kernel
+        offsets (``phase_taps``), which differ by whole rows and columns of its blocks."""
         assert packed.flags.c_contiguous
         item, row = packed.itemsize, packed.strides[0]
-        count = len(range(packed.shape[0])[channels])
+        first, stop, _ = channels.indices(packed.shape[0])
         for index, (_, (rows, cols)) in enumerate(self.phase_taps):
             # np.ndarray on the buffer: as_strided costs several microseconds a call.
             yield np.ndarray(
-                (count, rows, cols, length),
+                (stop - first, rows, cols, length),
                 packed.dtype,
                 packed,
-                channels.start * row + index * self.length * item,
+                first * row + index * self.length * item,
                 (row, self.block_w * item, item, item),
             )
 
     def gradient_runs(self, wide: np.ndarray, count: int, phase: int, m: int) -> np.ndarray:
-        """A view (count, rows, cols, length) of the widened gradient ``wide`` (C, M, reach +
-        length), C-contiguous, for output channel m: the runs whose sum, weighted by the
-        kernel offsets of ``phase`` (``phase_taps``), is the gradient on that phase; run
-        [r, q] starts r rows and q columns before ``reach``."""
+        """A view (count, rows, cols, length) of the first ``count`` channels of the widened
+        gradient ``wide`` (C, M, reach + length), a C-contiguous array, for output channel m:
+        the runs whose sum, weighted by the kernel offsets of ``phase`` (``phase_taps``), is
+        the gradient on that phase; run [r, q] starts r rows and q columns before ``reach``."""
         assert wide.flags.c_contiguous
         item = wide.itemsize
         _, (rows, cols) = self.phase_taps[phase]
@@ -316,7 +317,7 @@ class PhaseLayout:
             if zero_fill:
                 block[:, :, : rows.start] = 0
                 block[:, :, rows.stop :] = 0
-                # Whole columns: (N, block_h) then is one strided run.
+                # Whole columns, so that (N, block_h) is one strided run for NumPy.
                 block[:, :, :, : cols.start] = 0
                 block[:, :, :, cols.stop :] = 0
             block[:, :, rows, cols] = x_by_channel[:, :, x_rows, x_cols]
