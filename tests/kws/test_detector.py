@@ -7,6 +7,7 @@ from urgence.kws.detector import (
     Detection,
     DetectorConfig,
     StreamingDetector,
+    _Decider,
     detect,
     detect_streaming,
     detections_from_posteriors,
@@ -244,3 +245,81 @@ def test_a_short_lead_does_not_block_the_word_that_follows():
     # two windows of a fragment open the segment; the real word wins after decide_windows
     p = posteriors_with(("vol", 19, 0.7, 0.9), ("agression", 24, 2.5, 0.9))
     assert [d.keyword for d in run_posteriors(p)] == ["agression"]
+
+
+def reference_detections(p: np.ndarray, thresholds: dict[str, float], config: DetectorConfig):
+    """The detector's rules window by window, written plainly (the loop oracle for the
+    vectorised smoothing and the skipping of quiet windows): smoothing by ``np.mean`` over
+    the last windows, active keyword, segments, decision by mass."""
+    columns = [LABELS.index(k) for k in KEYWORD_LIST]
+    limit = np.array([thresholds[k] for k in KEYWORD_LIST], np.float32)
+    found, segment = [], None
+
+    def decide(seg):
+        column = max(seg["mass"], key=lambda c: (seg["mass"][c], -c))
+        if seg["count"][column] < config.min_windows:
+            return
+        seg["winner"] = column
+        found.append((KEYWORD_LIST[column], seg["first_window"][column], seg["peak"][column]))
+
+    for t in range(len(p)):
+        smoothed = p[max(0, t - config.smooth_windows + 1) : t + 1][:, columns].mean(axis=0)
+        above = smoothed >= limit
+        if above.any():
+            best = int(np.argmax(np.where(above, smoothed, -1.0)))
+            if segment is not None and segment["winner"] not in (None, best):
+                segment = None
+            if segment is None:
+                segment = {"first": t, "count": {}, "mass": {}, "peak": {}, "first_window": {}}
+                segment["winner"] = None
+            segment["last"] = t
+            segment["count"][best] = segment["count"].get(best, 0) + 1
+            segment["mass"][best] = segment["mass"].get(best, 0.0) + float(smoothed[best])
+            segment["peak"][best] = max(segment["peak"].get(best, 0.0), float(smoothed[best]))
+            segment["first_window"].setdefault(best, t)
+        if segment is None:
+            continue
+        if t - segment["last"] > config.gap_windows:
+            if segment["winner"] is None:
+                decide(segment)
+            segment = None
+        elif segment["winner"] is None and t - segment["first"] + 1 >= config.decide_windows:
+            decide(segment)
+    if segment is not None and segment["winner"] is None:
+        decide(segment)
+    return found
+
+
+@pytest.mark.parametrize("smooth_windows", [1, 2, 3, 5])
+@pytest.mark.parametrize("gap_windows", [0, 1, 3])
+def test_vectorised_decider_matches_the_window_by_window_rules(rng, smooth_windows, gap_windows):
+    config = DetectorConfig(smooth_windows=smooth_windows, gap_windows=gap_windows, min_windows=2)
+    n_windows = 400
+    bumps = [
+        (KEYWORD_LIST[int(rng.integers(len(KEYWORD_LIST)))], int(c), float(w), float(h))
+        for c, w, h in zip(
+            rng.integers(0, n_windows, 40),
+            rng.uniform(0.5, 4, 40),
+            rng.uniform(0.3, 1, 40),
+            strict=True,
+        )
+    ]
+    p = posteriors_with(*bumps, n_windows=n_windows)
+    p += 0.05 * rng.random(p.shape, dtype=np.float32)
+    thresholds = {k: float(rng.choice([0.3, 0.45, 0.6])) for k in KEYWORD_LIST}
+    expected = reference_detections(p, thresholds, config)
+    assert len(expected) > 10  # the case exercises the segment logic
+    whole = detections_from_posteriors(
+        p, labels=LABELS, thresholds=thresholds, duration_s=n_windows * 0.1 + 0.9, config=config
+    )
+    assert [(d.keyword, d.score) for d in whole] == [(k, round(s, 4)) for k, _, s in expected]
+    # the same windows cut into blocks of any size, as a stream delivers them
+    decider = _Decider(KEYWORD_LIST, thresholds, config, clip_s=1.0)
+    columns = [LABELS.index(k) for k in KEYWORD_LIST]
+    pieces, start = [], 0
+    while start < n_windows:
+        size = int(rng.integers(1, 12))
+        pieces += decider.steps(p[start : start + size, columns], n_windows * 0.1 + 0.9)
+        start += size
+    pieces += decider.close(n_windows * 0.1 + 0.9)
+    assert pieces == whole
