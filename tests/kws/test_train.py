@@ -190,3 +190,15 @@ def test_time_shift_moves_each_window_and_fills_with_the_band_floor(rng):
         assert len(matches) == 1
         seen.add(matches[0])
     assert len(seen) > 3  # the shifts vary from window to window
+
+
+def test_smoothed_targets_sum_to_one_and_favour_the_label():
+    from urgence.kws.train import smoothed_targets
+
+    rows = smoothed_targets(np.array([0, 3, 3]), 5, 0.1)
+    assert rows.shape == (3, 5) and rows.dtype == np.float32
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(rows[1], [0.02, 0.02, 0.02, 0.92, 0.02], rtol=1e-6)
+    assert (rows.argmax(axis=1) == [0, 3, 3]).all()
+    with pytest.raises(ValueError):
+        smoothed_targets(np.array([0]), 5, 1.0)

@@ -70,6 +70,9 @@ class TrainConfig:
     # vacated frames filled with each band's lowest value: the detector's windows meet a
     # word at any offset (experiment; 0 = off)
     time_shift_frames: int = 0
+    # targets (1 - e) on the label and e / K spread over all K classes (experiment; 0 = off):
+    # a softer boundary between keywords and `_unknown_` for voices no training data holds
+    label_smoothing: float = 0.0
     seed: int = 0
     init_from: str | None = None
     freeze_base: bool = False
@@ -169,8 +172,7 @@ def keyword_budget(
     keyword_rows = [
         i
         for i in np.flatnonzero(is_keyword)
-        if speakers[i] in allowed
-        and (clips_per_voice is None or int(clip_ids[i]) in chosen_clips)
+        if speakers[i] in allowed and (clips_per_voice is None or int(clip_ids[i]) in chosen_clips)
     ]
     # the rejection classes shrink with the budget, to as many rows per class as the
     # keywords have (else a small budget drowns in unknown words)
@@ -298,6 +300,16 @@ def _time_shift_batch(x: np.ndarray, max_frames: int, rng: np.random.Generator) 
     return out
 
 
+def smoothed_targets(labels: np.ndarray, n_classes: int, smoothing: float) -> np.ndarray:
+    """Labels (N,) int -> target rows (N, n_classes) float32: ``1 - smoothing`` on the label
+    plus ``smoothing / n_classes`` on every class (rows sum to one)."""
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {smoothing}")
+    rows = np.full((len(labels), n_classes), smoothing / n_classes, dtype=np.float32)
+    rows[np.arange(len(labels)), labels] += np.float32(1.0 - smoothing)
+    return rows
+
+
 def _reseed_dropout(model: Sequential, seed: int, epoch: int) -> None:
     """Give every Dropout layer a generator drawn from (seed, epoch, layer index): a resumed
     run then drops exactly the units the uninterrupted run would have (Dropout has no
@@ -382,7 +394,10 @@ def train(
                 xb = _time_shift_batch(xb, config.time_shift_frames, rng)
             if config.spec_augment:
                 xb = _spec_augment_batch(xb, rng)
-            result = model.train_on_batch(xb[:, None], data.y_train[idx])
+            yb = data.y_train[idx]
+            if config.label_smoothing:
+                yb = smoothed_targets(yb, len(data.labels), config.label_smoothing)
+            result = model.train_on_batch(xb[:, None], yb)
             total_loss += result["loss"] * len(idx)
             total_correct += result["accuracy"] * len(idx)
             if verbose and step % 20 == 0:
