@@ -49,6 +49,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    mine = actions.add_parser(
+        "mine",
+        help="hard examples for a second training, picked out by a first model",
+        description="Synthesise fresh running speech and keyword phrases with the corpus's "
+        "training voices, cut them into the detector's windows, and keep the windows a first "
+        "model gets wrong: non-keywords it scores as keywords (hard negatives) and keywords it "
+        "misses (hard positives). Writes <corpus>/features_mined.npz; train on it with "
+        "--set extra_train='[\"<corpus>/features_mined.npz\"]'.",
+    )
+    mine.add_argument("--corpus", required=True, help="corpus folder (urgence corpus build)")
+    mine.add_argument("--model", required=True, help="first keyword model (.npz + .json stem)")
+    mine.add_argument("--out", help="output file (default <corpus>/features_mined.npz)")
+    mine.add_argument(
+        "--sentences-per-voice", type=int, default=12, help="running-speech sentences (12)"
+    )
+    mine.add_argument(
+        "--phrases-per-keyword", type=int, default=2, help="phrases per voice and keyword (2)"
+    )
+    mine.add_argument("--seed", type=int, default=0, help="mining seed (0)")
+    mine.add_argument("--quiet", action="store_true", help="no progress")
+
     check = actions.add_parser(
         "recordings",
         help="check a folder of user recordings (<root>/<speaker>/<keyword>/*.wav)",
@@ -60,6 +81,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.corpus_action == "recordings":
         return _check_recordings(args.root)
+    if args.corpus_action == "mine":
+        return _mine(args)
     from urgence.corpus.build import BuildConfig, BuildError, build_corpus
 
     given = {
@@ -106,3 +129,33 @@ def _check_recordings(root: str) -> int:
         print(f"problem: {problem}", file=sys.stderr)
     print(f"{len(result.clips)} usable recordings, {len(result.problems)} problems")
     return 0 if result.clips else 1
+
+
+def _mine(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from urgence.corpus.mining import MINED_FILE, MiningConfig, mine_hard_examples, save_mined
+    from urgence.corpus.mining import summary as mined_summary
+    from urgence.kws.model import KeywordModel
+
+    corpus = Path(args.corpus)
+    if not (corpus / "build.json").is_file():
+        print(
+            f"urgence corpus mine: {corpus} is not a built corpus (no build.json)", file=sys.stderr
+        )
+        return 2
+    try:
+        model = KeywordModel.load(args.model)
+        config = MiningConfig(
+            sentences_per_voice=args.sentences_per_voice,
+            phrases_per_keyword=args.phrases_per_keyword,
+            seed=args.seed,
+        )
+        mined = mine_hard_examples(model, corpus, config, verbose=not args.quiet)
+    except (OSError, ValueError) as exc:
+        print(f"urgence corpus mine: {exc}", file=sys.stderr)
+        return 2
+    path = save_mined(mined, args.out or corpus / MINED_FILE)
+    print(mined_summary(mined))
+    print(f"written {path}")
+    return 0

@@ -93,6 +93,9 @@ class TrainConfig:
     # model learns when no real human voice is ever labelled `_unknown_`)
     exclude_sources: list[str] | None = None
     augment_copies: int = 3  # speech_commands task: augmented copies per training clip
+    # keywords task: more training rows from feature files (x, label, speaker), e.g. the
+    # hard examples of ``urgence corpus mine`` (<corpus>/features_mined.npz)
+    extra_train: list[str] | None = None
 
     @classmethod
     def from_sources(
@@ -208,6 +211,11 @@ def load_task(config: TrainConfig, rng: np.random.Generator) -> TaskData:
             sources = dataset.read_npz(path, ("source",))["source"]
             keep = ~np.isin(sources, config.exclude_sources)
             x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
+        for path in config.extra_train or ():
+            extra = dataset.read_npz(path, ("x", "label", "speaker"))
+            x_train = np.concatenate([x_train, extra["x"].astype(np.float32)])
+            y_train = np.concatenate([y_train, extra["label"].astype(np.int64)])
+            speakers = np.concatenate([speakers.astype(str), extra["speaker"].astype(str)])
     else:
         x_train, y_train, speakers, x_val, y_val, labels = _speech_commands(config, rng)
     if config.max_train and len(y_train) > config.max_train:

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from urgence.app.cli import main
+from urgence.corpus.build import BuildConfig, build_corpus
+from urgence.corpus.mining import MiningConfig, mine_hard_examples, save_mined
+from urgence.corpus.splits import split_of
+from urgence.corpus.vocabulary import KEYWORDS, LABELS, SILENCE, UNKNOWN
+from urgence.kws.train import TrainConfig, load_task
+
+SMALL = MiningConfig(sentences_per_voice=1, phrases_per_keyword=1, copies=1)
+
+
+class FixedModel:
+    """Gives every window the same posteriors: which windows are hard is then known."""
+
+    labels = LABELS
+
+    def __init__(self, **scores: float) -> None:
+        self.row = np.zeros(len(LABELS), np.float32)
+        for label, score in scores.items():
+            self.row[LABELS.index(label)] = score
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        assert windows.ndim == 3 and windows.shape[1:] == (40, 98)
+        return np.tile(self.row, (len(windows), 1))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    build_corpus(out, BuildConfig.small(shared=None, voices=4, pico_voices=0), verbose=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def unsure(corpus):
+    """A model that is never sure: gaz at 0.3 everywhere, every other keyword at 0."""
+    return mine_hard_examples(FixedModel(gaz=0.3, _unknown_=0.7), corpus, SMALL)
+
+
+def test_an_unsure_model_yields_both_kinds_from_training_voices_only(unsure):
+    labels = [LABELS[i] for i in unsure["label"]]
+    negatives = [s for s, label in zip(unsure["source"], labels, strict=True) if label == UNKNOWN]
+    positives = [label for label in labels if label != UNKNOWN]
+    assert negatives and all(s.endswith("-mined") for s in negatives)
+    # every keyword phrase gives windows that hold its keyword, each scored below 0.5
+    assert set(positives) == set(KEYWORDS)
+    assert SILENCE not in labels
+    assert all(split_of(speaker) == "train" for speaker in unsure["speaker"])
+    assert unsure["x"].shape == (len(labels), 40, 98) and unsure["x"].dtype == np.float16
+    assert np.isfinite(unsure["x"]).all() and not unsure["augmented"].any()
+
+
+def test_a_confident_model_has_no_hard_positives_and_a_silent_one_no_hard_negatives(corpus, unsure):
+    confident = mine_hard_examples(FixedModel(**dict.fromkeys(KEYWORDS, 0.6)), corpus, SMALL)
+    assert (confident["label"] == LABELS.index(UNKNOWN)).all()
+    n_negatives = (unsure["label"] == LABELS.index(UNKNOWN)).sum()
+    assert len(confident["label"]) == n_negatives  # same seed: the same sentences
+    silent = mine_hard_examples(FixedModel(_silence_=1.0), corpus, SMALL)
+    assert len(silent["label"]) and (silent["label"] != LABELS.index(UNKNOWN)).all()
+
+
+def test_positive_windows_hold_the_word_with_a_margin(corpus):
+    """With a margin wider than a window no window can hold the word: no positives."""
+    wide = MiningConfig(sentences_per_voice=0, phrases_per_keyword=1, copies=0, margin_s=0.6)
+    mined = mine_hard_examples(FixedModel(_silence_=1.0), corpus, wide)
+    assert len(mined["label"]) == 0
+
+
+def test_a_model_with_other_labels_is_refused(corpus):
+    model = FixedModel()
+    model.labels = ["yes", "no", UNKNOWN, SILENCE]
+    with pytest.raises(ValueError, match="labels"):
+        mine_hard_examples(model, corpus, SMALL)
+
+
+def test_training_adds_the_mined_rows(corpus, unsure, tmp_path, rng):
+    path = save_mined(unsure, tmp_path / "mined.npz")
+    plain = load_task(TrainConfig(data=str(corpus)), rng)
+    more = load_task(TrainConfig(data=str(corpus), extra_train=[str(path)]), rng)
+    assert len(more.y_train) == len(plain.y_train) + len(unsure["label"])
+    np.testing.assert_array_equal(more.y_train[len(plain.y_train) :], unsure["label"])
+    assert more.x_train.dtype == np.float32
+
+
+def test_cli_refuses_a_folder_that_is_not_a_corpus(tmp_path, capsys):
+    code = main(["corpus", "mine", "--corpus", str(tmp_path), "--model", "models/kws"])
+    assert code == 2
+    assert "not a built corpus" in capsys.readouterr().err

@@ -1,0 +1,210 @@
+"""Hard examples mined with a first keyword model, as extra training rows for a second one.
+
+In calls the first model fires on running speech (false alarms) and misses short keywords
+said inside a sentence ("un vol à l'arraché"). Both come from windows the corpus holds too
+few of, so a first model picks them out of fresh speech of the corpus's *training* voices
+(espeak-ng and Pico; validation and test voices are never read), cut into the detector's
+windows (1 s every 100 ms) so that they are what the detector meets in a call:
+
+- hard negatives: sentences of random non-keyword words and numbers (as ``espeak-running``);
+  windows on which the model gives some keyword at least ``min_negative_score`` become
+  `_unknown_` rows (``<engine>-mined``);
+- hard positives: keyword phrases (as ``espeak-context``); windows that hold the whole
+  keyword, with ``margin_s`` to spare on both sides, on which the model gives it less than
+  ``max_positive_score`` become rows of that keyword (``<engine>-mined-positive``).
+
+Each sentence is featurised clean and through ``copies`` noise / telephone chains (no speed
+change: the word's timing must stay known). The rows go to ``features_mined.npz`` beside the
+corpus's own features; ``urgence train --set extra_train='["<corpus>/features_mined.npz"]'``
+adds them to the training rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from urgence.audio import augment
+from urgence.audio.features import FeatureConfig, log_mel
+from urgence.audio.features import windows as cut_windows
+from urgence.corpus import phrases
+from urgence.corpus.build import (
+    FEATURE_DTYPE,
+    TRAIN_SNR_DB,
+    BuildConfig,
+    _resources,
+    _running_text,
+    _synthesiser,
+    plan_shards,
+)
+from urgence.corpus.clips import ClipError, speech_bounds, word_span
+from urgence.corpus.dataset import save_npz_atomically
+from urgence.corpus.splits import split_of
+from urgence.corpus.synth import SynthesisError
+from urgence.corpus.vocabulary import KEYWORDS, LABELS, UNKNOWN
+
+MINED_FILE = "features_mined.npz"
+# pitch shift keeps the timing; speed changes and time shifts would move the word
+_CHAIN_P = {"shift": 0.0, "speed": 0.0, "pitch": 0.2}
+
+
+class ProbabilityModel(Protocol):
+    labels: Sequence[str]
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    sentences_per_voice: int = 12  # running-speech sentences per training voice
+    phrases_per_keyword: int = 2  # keyword phrases per training voice and keyword
+    copies: int = 2  # noisy / telephone copies of each sentence, beside the clean one
+    min_negative_score: float = 0.25
+    max_positive_score: float = 0.5
+    margin_s: float = 0.05
+    hop_s: float = 0.1
+    edge_s: float = 0.5  # silence around each sentence, as the detector pads a call
+    seed: int = 0
+
+
+def _corpus_build_config(corpus: Path) -> BuildConfig:
+    saved = json.loads((corpus / "build.json").read_text(encoding="utf-8"))["config"]
+    fields = BuildConfig.__dataclass_fields__
+    return BuildConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
+    )
+
+
+def mine_hard_examples(
+    model: ProbabilityModel,
+    corpus: str | Path,
+    config: MiningConfig = MiningConfig(),
+    *,
+    verbose: bool = False,
+) -> dict[str, np.ndarray]:
+    """Mined rows (module docstring) for the corpus at ``corpus``: ``x`` (M, 40, 98) float16,
+    ``label`` (M,) int64 (indices into LABELS), ``speaker``, ``source``, ``augmented`` (all
+    False: each row is its own example) and ``score`` (the model's posterior that made the
+    row hard). The corpus's ``build.json`` says which voices and noises it was built with."""
+    if list(model.labels) != list(LABELS):
+        raise ValueError(f"the model's labels {list(model.labels)} are not the corpus's")
+    build_config = _corpus_build_config(Path(corpus))
+    noise, vocabulary, _ = _resources(build_config)
+    noises = [halves[0] for halves in noise.values()]  # training halves only
+    features = FeatureConfig()
+    hop = round(config.hop_s * features.sample_rate)
+    edge = round(config.edge_s * features.sample_rate)
+    margin = round(config.margin_s * features.sample_rate)
+    hop_frames = hop // features.hop_length
+    keyword_columns = [LABELS.index(k) for k in KEYWORDS]
+    rows: dict[str, list] = {"x": [], "label": [], "speaker": [], "source": [], "score": []}
+    started = time.perf_counter()
+
+    def variants(samples: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        padded = np.concatenate([np.zeros(edge, np.float32), samples, np.zeros(edge, np.float32)])
+        chains = [
+            augment.random_chain(padded, rng=rng, noises=noises, p=_CHAIN_P, snr_db=TRAIN_SNR_DB)
+            for _ in range(config.copies)
+        ]
+        return [padded, *chains]
+
+    def keep(window: np.ndarray, label: int, speaker: str, source: str, score: float) -> None:
+        for key, value in zip(rows, (window, label, speaker, source, score), strict=True):
+            rows[key].append(value)
+
+    for spec in plan_shards(build_config):
+        if spec.kind not in ("espeak", "pico"):
+            continue
+        rng = np.random.default_rng([config.seed, zlib.crc32(spec.name.encode("utf-8"))])
+        speaker, engine, speak = _synthesiser(spec, build_config, rng)
+        if split_of(speaker, holdout=build_config.holdout) != "train":
+            continue
+        for _ in range(config.sentences_per_voice):
+            try:
+                speech = speak(_running_text(vocabulary, rng), None)
+            except SynthesisError:
+                continue
+            for samples in variants(speech.samples, rng):
+                windows = cut_windows(
+                    log_mel(samples, config=features), config=features, hop_frames=hop_frames
+                )
+                if not len(windows):
+                    continue
+                best = model.predict_proba(windows)[:, keyword_columns].max(axis=1)
+                for i in np.flatnonzero(best >= config.min_negative_score):
+                    keep(windows[i], LABELS.index(UNKNOWN), speaker, f"{engine}-mined", best[i])
+        for keyword in KEYWORDS:
+            column = LABELS.index(keyword)
+            for _ in range(config.phrases_per_keyword):
+                if rng.random() < 0.5:
+                    text = phrases.random_context_phrase(keyword, vocabulary, rng)
+                else:
+                    text = phrases.keyword_phrase(keyword, rng)
+                try:
+                    speech = speak(text, keyword)
+                    start_s, end_s, _, _ = word_span(speech, keyword)
+                except (ClipError, SynthesisError):
+                    continue
+                start = round(start_s * features.sample_rate)
+                first, last = speech_bounds(
+                    speech.samples[start : round(end_s * features.sample_rate)]
+                )
+                if last - first < features.hop_length * 5:
+                    continue
+                word_start, word_end = edge + start + first, edge + start + last
+                for samples in variants(speech.samples, rng):
+                    windows = cut_windows(
+                        log_mel(samples, config=features), config=features, hop_frames=hop_frames
+                    )
+                    begins = np.arange(len(windows)) * hop
+                    holding = np.flatnonzero(
+                        (begins <= word_start - margin)
+                        & (begins + features.clip_samples >= word_end + margin)
+                    )
+                    if not len(holding):
+                        continue
+                    scores = model.predict_proba(windows[holding])[:, column]
+                    for i, score in zip(holding, scores, strict=True):
+                        if score < config.max_positive_score:
+                            keep(windows[i], column, speaker, f"{engine}-mined-positive", score)
+        if verbose:
+            print(
+                f"\r{spec.name}: {len(rows['x'])} rows, {time.perf_counter() - started:.0f} s",
+                end="",
+                flush=True,
+            )
+    if verbose:
+        print()
+    shape = (0, features.n_mels, features.n_frames)
+    return {
+        "x": np.stack(rows["x"]).astype(FEATURE_DTYPE)
+        if rows["x"]
+        else np.zeros(shape, FEATURE_DTYPE),
+        "label": np.asarray(rows["label"], dtype=np.int64),
+        "speaker": np.asarray(rows["speaker"], dtype=np.str_),
+        "source": np.asarray(rows["source"], dtype=np.str_),
+        "augmented": np.zeros(len(rows["x"]), dtype=bool),
+        "score": np.asarray(rows["score"], dtype=np.float32),
+    }
+
+
+def summary(mined: dict[str, np.ndarray]) -> str:
+    """One line per kind: how many rows, and per label."""
+    counts = Counter(LABELS[i] for i in mined["label"])
+    negatives = counts.pop(UNKNOWN, 0)
+    positives = ", ".join(f"{k} {counts[k]}" for k in KEYWORDS if counts[k])
+    total = sum(counts.values())
+    return f"hard negatives ({UNKNOWN}): {negatives}\nhard positives: {total} ({positives})"
+
+
+def save_mined(mined: dict[str, np.ndarray], path: str | Path) -> Path:
+    save_npz_atomically(path, mined)
+    return Path(path)
