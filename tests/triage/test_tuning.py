@@ -35,3 +35,20 @@ def test_keywords_absent_from_the_calls_keep_the_shared_threshold(rng):
 def test_tuning_needs_calls():
     with pytest.raises(ValueError, match="at least one call"):
         tune_for_routing(ToneModel(), [])
+
+
+def test_false_alarm_cost_trades_calls_for_quiet_real_speech(rng):
+    # two calls need a short "vol" heard; the same short sound in real speech is then a
+    # false alarm: worth it when it costs one call, not when it costs ten
+    calls = [(make_call([("vol", 1.0, 1.25)], 3.0, rng), ["17"]) for _ in range(2)]
+    speech = [make_call([("vol", 0.8, 1.05)], 2.0, rng)]
+    candidates = [0.3, 0.5, 0.7, 0.9, 1.5]
+    cheap = tune_for_routing(
+        ToneModel(), calls, speech, candidates=candidates, false_alarm_cost=1.0
+    )
+    dear = tune_for_routing(
+        ToneModel(), calls, speech, candidates=candidates, false_alarm_cost=10.0
+    )
+    assert [d.service for d in detect(ToneModel(cheap), calls[0][0])] == ["17"]
+    assert detect(ToneModel(cheap), speech[0]) != []
+    assert detect(ToneModel(dear), speech[0]) == []

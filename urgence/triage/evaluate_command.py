@@ -73,6 +73,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --tune: maximise the calls routed right minus false alarms on real speech "
         "(routing, default; urgence.triage.tuning) or each keyword's F1 score (f1)",
     )
+    parser.add_argument(
+        "--false-alarm-cost",
+        type=float,
+        default=10.0,
+        metavar="CALLS",
+        help="with --tune --objective routing: how many calls routed right one false alarm "
+        "on --speech is worth (default: %(default)s)",
+    )
 
 
 @dataclass
@@ -367,7 +375,12 @@ def tune(model, args: argparse.Namespace, calls) -> int:
 
     speech = _tuning_speech(args.speech)
     if args.objective == "routing":
-        thresholds = tune_for_routing(model, [(c.samples, c.services) for c in calls], speech)
+        thresholds = tune_for_routing(
+            model,
+            [(c.samples, c.services) for c in calls],
+            speech,
+            false_alarm_cost=args.false_alarm_cost,
+        )
     else:
         recordings = [(c.samples, c.keywords) for c in calls]
         thresholds = tune_thresholds(model, recordings + [(s, []) for s in speech])
