@@ -6,8 +6,9 @@ sends to a service they need (or to the operator, for a call without keyword), m
 target is at most one false alarm per hour of real speech, so none in the ~23 minutes of
 Asterisk prompts tuning reads: at a cost of one call, the tuner traded a false alarm for a
 call routed right (session 5, model `x9`: 1 false alarm, 77.7% of the test calls), at ten
-it keeps real speech quiet (0, 78.0%). It starts from the best threshold shared by every keyword, then moves
-one keyword's threshold at a time while the score improves (coordinate ascent, a few passes).
+it keeps real speech quiet (0, 78.0%). It starts from the best threshold shared by every
+keyword, then moves one keyword's threshold at a time while the score improves
+(coordinate ascent, a few passes).
 
 Why not the per-keyword F1 of ``urgence.kws.detector.tune_thresholds``: with a few
 occurrences of each keyword in the validation calls, per-keyword optima scattered from 0.35
