@@ -56,7 +56,9 @@ def test_a_confident_model_has_no_hard_positives_and_a_silent_one_no_hard_negati
     confident = mine_hard_examples(FixedModel(**dict.fromkeys(KEYWORDS, 0.6)), corpus, SMALL)
     assert (confident["label"] == LABELS.index(UNKNOWN)).all()
     n_negatives = (unsure["label"] == LABELS.index(UNKNOWN)).sum()
-    assert len(confident["label"]) == n_negatives  # same seed: the same sentences
+    # same seed, same sentences; espeak-ng is not bit-for-bit repeatable, so a sentence may
+    # last a window more or less
+    assert abs(len(confident["label"]) - n_negatives) <= 0.05 * n_negatives
     silent = mine_hard_examples(FixedModel(_silence_=1.0), corpus, SMALL)
     assert len(silent["label"]) and (silent["label"] != LABELS.index(UNKNOWN)).all()
 
