@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every measure of the model card for one keyword model: thresholds tuned on validation calls
+# (seed 1), the other synthesiser's clips, the corpus test split clean and at 10 dB +
+# telephone (with thresholds and arg-max), and 300 test calls (seed 7).
+# usage: scripts/evaluate-model.sh MODEL_STEM OUT_DIR [CORPUS] [SHARED_DIR]
+# The model is copied to OUT_DIR/kws.{npz,json} and tuned there; reports go to OUT_DIR/*.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:?usage: scripts/evaluate-model.sh MODEL_STEM OUT_DIR [CORPUS] [SHARED_DIR]}
+out=${2:?usage: scripts/evaluate-model.sh MODEL_STEM OUT_DIR [CORPUS] [SHARED_DIR]}
+corpus=${3:-data/corpus2}
+shared=${4:-../shared}
+export OPENBLAS_NUM_THREADS=1
+U=.venv/bin/urgence
+mkdir -p "$out"
+cp "$model.npz" "$out/kws.npz"
+cp "$model.json" "$out/kws.json"
+m=$out/kws
+$U evaluate-calls --tune --calls 300 --seed 1 --model "$m" --shared "$shared" > "$out/tune.txt"
+$U evaluate "$m" "$shared/data/validation_other_voices" > "$out/other_voices.txt"
+$U evaluate "$m" "$shared/data/validation_other_voices" --no-thresholds > "$out/other_voices_argmax.txt"
+$U evaluate "$m" "$corpus" --split test > "$out/test_features.txt"
+$U evaluate "$m" "$corpus" --split test --snr-db 10 --telephone > "$out/test_phone10.txt"
+$U evaluate "$m" "$corpus" --split test --snr-db 10 --telephone --no-thresholds > "$out/test_phone10_argmax.txt"
+$U evaluate-calls --calls 300 --seed 7 --model "$m" --shared "$shared" > "$out/calls.txt"
+grep -h "keywords right\|false accepts\|routing accuracy\|keyword recall:\|real speech without" "$out"/*.txt
