@@ -288,7 +288,7 @@ def _espeak_settings(rng: np.random.Generator) -> dict[str, int]:
     }
 
 
-def _running_text(vocabulary: list[str], rng: np.random.Generator) -> str:
+def running_text(vocabulary: list[str], rng: np.random.Generator) -> str:
     """Random words, and in ``NUMBERS_SHARE`` of sentences groups of digits among them
     (espeak-ng speaks "06 12 34" as French numbers)."""
     words = list(rng.choice(vocabulary, int(rng.integers(*RUNNING_SPEECH_WORDS))))
@@ -306,7 +306,7 @@ def _running_text(vocabulary: list[str], rng: np.random.Generator) -> str:
 Speaker = Callable[[str, "str | None"], Speech]
 
 
-def _synthesiser(
+def synthesiser(
     spec: ShardSpec, config: BuildConfig, rng: np.random.Generator
 ) -> tuple[str, str, Speaker]:
     """(speaker id, engine name, speak) of an "espeak" or "pico" shard."""
@@ -379,7 +379,7 @@ def _synthesised_clips(
             )
     for _ in range(config.unknown_per_voice):
         if rng.random() < RUNNING_SPEECH_SHARE:
-            text = _running_text(vocabulary, rng)
+            text = running_text(vocabulary, rng)
             try:
                 speech = speak(text, None)
             except SynthesisError:
@@ -492,7 +492,7 @@ def _user_clips(
 _resources_cache: dict[tuple[Any, ...], Any] = {}
 
 
-def _resources(
+def shared_resources(
     config: BuildConfig,
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], list[str]]:
     """Noise halves, unknown vocabulary and sound-alikes, loaded once per process."""
@@ -507,11 +507,11 @@ def _resources(
 def generate_clips(spec: ShardSpec, config: BuildConfig) -> tuple[ClipBatch, list[str]]:
     """The clean clips of one shard and the problems met (user recordings only)."""
     rng = shard_rng(config.seed, spec.name)
-    noise, vocabulary, alikes = _resources(config)
+    noise, vocabulary, alikes = shared_resources(config)
     batch = ClipBatch()
     problems: list[str] = []
     if spec.kind in ("espeak", "pico"):
-        speaker, engine, speak = _synthesiser(spec, config, rng)
+        speaker, engine, speak = synthesiser(spec, config, rng)
         _synthesised_clips(speaker, engine, speak, config, rng, batch, vocabulary, alikes)
     elif spec.kind == "speech-commands":
         _speech_commands_clips(spec.items, config, rng, batch)
@@ -597,7 +597,7 @@ def build_shard(spec: ShardSpec, config: BuildConfig, out: Path) -> tuple[str, b
         batch, problems = generate_clips(spec, config)
         clips = batch.arrays()
         save_npz_atomically(clip_path, clips)
-    noise, _, _ = _resources(config)
+    noise, _, _ = shared_resources(config)
     features = featurize(clips, config, shard_rng(config.seed, f"{spec.name}/features"), noise)
     save_npz_atomically(feature_path, features)
     return spec.name, True, problems

@@ -40,10 +40,10 @@ from urgence.corpus.build import (
     FEATURE_DTYPE,
     TRAIN_SNR_DB,
     BuildConfig,
-    _resources,
-    _running_text,
-    _synthesiser,
     plan_shards,
+    running_text,
+    shared_resources,
+    synthesiser,
 )
 from urgence.corpus.clips import ClipError, speech_bounds, word_span
 from urgence.corpus.dataset import save_npz_atomically
@@ -97,7 +97,7 @@ def mine_hard_examples(
     if list(model.labels) != list(LABELS):
         raise ValueError(f"the model's labels {list(model.labels)} are not the corpus's")
     build_config = _corpus_build_config(Path(corpus))
-    noise, vocabulary, _ = _resources(build_config)
+    noise, vocabulary, _ = shared_resources(build_config)
     noises = [halves[0] for halves in noise.values()]  # training halves only
     features = FeatureConfig()
     hop = round(config.hop_s * features.sample_rate)
@@ -124,12 +124,12 @@ def mine_hard_examples(
         if spec.kind not in ("espeak", "pico"):
             continue
         rng = np.random.default_rng([config.seed, zlib.crc32(spec.name.encode("utf-8"))])
-        speaker, engine, speak = _synthesiser(spec, build_config, rng)
+        speaker, engine, speak = synthesiser(spec, build_config, rng)
         if split_of(speaker, holdout=build_config.holdout) != "train":
             continue
         for _ in range(config.sentences_per_voice):
             try:
-                speech = speak(_running_text(vocabulary, rng), None)
+                speech = speak(running_text(vocabulary, rng), None)
             except SynthesisError:
                 continue
             for samples in variants(speech.samples, rng):
