@@ -83,6 +83,13 @@ def test_conv2d_matches_loops(shape, kernel, strides, padding, rng):
     assert layer.output_shape == out.shape[1:]
 
 
+def depthwise_oracle(x, layer, multiplier):
+    weights = layer.params["W"].astype(np.float64)
+    return conv_oracle(
+        x, weights, layer.params["b"], layer.strides, layer.padding, lambda f: [f // multiplier]
+    )
+
+
 @pytest.mark.parametrize("multiplier", [1, 2])
 @pytest.mark.parametrize(("shape", "kernel", "strides", "padding"), GEOMETRIES)
 def test_depthwise_matches_loops(shape, kernel, strides, padding, multiplier, rng):
@@ -90,11 +97,8 @@ def test_depthwise_matches_loops(shape, kernel, strides, padding, multiplier, rn
     layer = DepthwiseConv2D(kernel, strides=strides, padding=padding, depth_multiplier=multiplier)
     layer.build(shape, rng)
     layer.params["b"][...] = rng.standard_normal(layer.params["b"].shape)
-    weights = layer.params["W"].astype(np.float64)
-    assert weights.shape == (shape[0] * multiplier, 1, *kernel)
-    out, grad_out, grad_x, grad_w, grad_b = conv_oracle(
-        x, weights, layer.params["b"], strides, padding, lambda f: [f // multiplier]
-    )
+    assert layer.params["W"].shape == (shape[0] * multiplier, 1, *kernel)
+    out, grad_out, grad_x, grad_w, grad_b = depthwise_oracle(x, layer, multiplier)
     np.testing.assert_allclose(layer.forward(x, training=True), out, atol=1e-10)
     np.testing.assert_allclose(layer.backward(grad_out), grad_x, atol=1e-10)
     np.testing.assert_allclose(layer.grads["W"], grad_w, atol=1e-10)
@@ -284,13 +288,6 @@ DEPTHWISE_STRIDED = [
     ((2, 7, 9), (1, 1), (2, 2), "same"),
     ((2, 5, 6), (3, 3), (1, 2), "same"),
 ]
-
-
-def depthwise_oracle(x, layer, multiplier):
-    weights = layer.params["W"].astype(np.float64)
-    return conv_oracle(
-        x, weights, layer.params["b"], layer.strides, layer.padding, lambda f: [f // multiplier]
-    )
 
 
 @pytest.mark.parametrize("multiplier", [1, 2])
