@@ -123,14 +123,10 @@ class _Decider:
         self._recent = np.zeros((0, len(self.keywords)), dtype=np.float32)
         self._segment: _Segment | None = None
 
-    def step(self, keyword_posteriors: np.ndarray, duration_s: float) -> list[Detection]:
-        """keyword_posteriors: (n_keywords,) float32 for the next window; ``duration_s`` is
-        the audio received so far (detections are clamped to it)."""
-        return self.steps(keyword_posteriors[None], duration_s)
-
     def steps(self, keyword_posteriors: np.ndarray, duration_s: float) -> list[Detection]:
-        """The next windows at once: (n_windows, n_keywords) float32 -> the detections they
-        decide. Same result as ``step`` on each row in turn; the smoothing is vectorised and
+        """The next windows: (n_windows, n_keywords) float32 -> the detections they decide;
+        ``duration_s`` is the audio received so far (detections are clamped to it). Blocks of
+        any size give the same detections as one window at a time; the smoothing is vectorised and
         the segment logic only visits windows that are active or inside an open segment,
         which is what makes threshold tuning (hundreds of passes over the posteriors of
         hundreds of calls) fast."""
