@@ -63,6 +63,20 @@ def test_a_confident_model_has_no_hard_positives_and_a_silent_one_no_hard_negati
     assert len(silent["label"]) and (silent["label"] != LABELS.index(UNKNOWN)).all()
 
 
+def test_two_workers_mine_the_same_voices_in_the_same_order(corpus, unsure):
+    shared = mine_hard_examples(FixedModel(gaz=0.3, _unknown_=0.7), corpus, SMALL, workers=2)
+
+    def voices_in_order(mined):
+        return list(dict.fromkeys(mined["speaker"]))
+
+    assert voices_in_order(shared) == voices_in_order(unsure) and len(voices_in_order(shared)) > 1
+    # espeak-ng is not bit-for-bit repeatable: a sentence may last a window more or less
+    assert abs(len(shared["label"]) - len(unsure["label"])) <= 0.05 * len(unsure["label"])
+    assert set(shared["label"]) == set(unsure["label"])
+    with pytest.raises(ValueError, match="workers"):
+        mine_hard_examples(FixedModel(), corpus, SMALL, workers=0)
+
+
 def test_positive_windows_hold_the_word_with_a_margin(corpus):
     """With a margin wider than a window no window can hold the word: no positives."""
     wide = MiningConfig(sentences_per_voice=0, phrases_per_keyword=1, copies=0, margin_s=0.6)

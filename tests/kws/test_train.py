@@ -202,3 +202,13 @@ def test_smoothed_targets_sum_to_one_and_favour_the_label():
     assert (rows.argmax(axis=1) == [0, 3, 3]).all()
     with pytest.raises(ValueError):
         smoothed_targets(np.array([0]), 5, 1.0)
+
+
+def test_training_on_two_processes_learns_and_leaves_no_worker(tiny_corpus, tmp_path):
+    import multiprocessing
+
+    config = _config(tiny_corpus, tmp_path, processes=2, epochs=3, max_train=None, width=16)
+    out = train(config, verbose=0)
+    history = load_model(out).metadata["history"]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert not multiprocessing.active_children()

@@ -68,6 +68,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--phrases-per-keyword", type=int, default=2, help="phrases per voice and keyword (2)"
     )
     mine.add_argument("--seed", type=int, default=0, help="mining seed (0)")
+    mine.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="processes sharing the voices (2; the rows do not depend on it)",
+    )
     mine.add_argument("--quiet", action="store_true", help="no progress")
 
     check = actions.add_parser(
@@ -151,7 +157,9 @@ def _mine(args: argparse.Namespace) -> int:
             phrases_per_keyword=args.phrases_per_keyword,
             seed=args.seed,
         )
-        mined = mine_hard_examples(model, corpus, config, verbose=not args.quiet)
+        mined = mine_hard_examples(
+            model, corpus, config, workers=args.workers, verbose=not args.quiet
+        )
     except (OSError, ValueError) as exc:
         print(f"urgence corpus mine: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ adds them to the training rows.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 import zlib
 from collections import Counter
@@ -40,6 +41,7 @@ from urgence.corpus.build import (
     FEATURE_DTYPE,
     TRAIN_SNR_DB,
     BuildConfig,
+    ShardSpec,
     plan_shards,
     running_text,
     shared_resources,
@@ -88,25 +90,91 @@ def mine_hard_examples(
     corpus: str | Path,
     config: MiningConfig = MiningConfig(),
     *,
+    workers: int = 1,
     verbose: bool = False,
 ) -> dict[str, np.ndarray]:
     """Mined rows (module docstring) for the corpus at ``corpus``: ``x`` (M, 40, 98) float16,
     ``label`` (M,) int64 (indices into LABELS), ``speaker``, ``source``, ``augmented`` (all
     False: each row is its own example) and ``score`` (the model's posterior that made the
-    row hard). The corpus's ``build.json`` says which voices and noises it was built with."""
+    row hard). The corpus's ``build.json`` says which voices and noises it was built with.
+
+    ``workers`` > 1 shares the voices among forked processes; each voice draws from its own
+    generator and the rows come back in voice order, so the result does not depend on it."""
     if list(model.labels) != list(LABELS):
         raise ValueError(f"the model's labels {list(model.labels)} are not the corpus's")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     build_config = _corpus_build_config(Path(corpus))
+    specs = [spec for spec in plan_shards(build_config) if spec.kind in ("espeak", "pico")]
+    job = (model, build_config, config)
+    started = time.perf_counter()
+    parts: list[dict[str, np.ndarray]] = []
+
+    def progress(name: str) -> None:
+        if verbose:
+            rows = sum(len(part["label"]) for part in parts)
+            print(
+                f"\r{name}: {rows} rows, {time.perf_counter() - started:.0f} s", end="", flush=True
+            )
+
+    if workers == 1 or len(specs) < 2:
+        _start_worker(*job)
+        for spec in specs:
+            parts.append(_mine_voice(spec))
+            progress(spec.name)
+    else:
+        # forked, so the model needs no pickling; each worker makes its own synthesisers
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(workers, len(specs)), _start_worker, job) as pool:
+            for spec, part in zip(specs, pool.imap(_mine_voice, specs), strict=True):
+                parts.append(part)
+                progress(spec.name)
+    if verbose:
+        print()
+    return (
+        {key: np.concatenate([part[key] for part in parts]) for key in _EMPTY_ROWS}
+        if parts
+        else {key: value.copy() for key, value in _EMPTY_ROWS.items()}
+    )
+
+
+_FEATURES = FeatureConfig()
+_EMPTY_ROWS: dict[str, np.ndarray] = {
+    "x": np.zeros((0, _FEATURES.n_mels, _FEATURES.n_frames), FEATURE_DTYPE),
+    "label": np.zeros(0, np.int64),
+    "speaker": np.zeros(0, np.str_),
+    "source": np.zeros(0, np.str_),
+    "augmented": np.zeros(0, bool),
+    "score": np.zeros(0, np.float32),
+}
+# what a mining process works with (set by _start_worker, in each worker of a pool)
+_job: dict = {}
+
+
+def _start_worker(model: ProbabilityModel, build_config: BuildConfig, config: MiningConfig) -> None:
     noise, vocabulary, _ = shared_resources(build_config)
-    noises = [halves[0] for halves in noise.values()]  # training halves only
-    features = FeatureConfig()
+    _job.update(
+        model=model,
+        build_config=build_config,
+        config=config,
+        noises=[halves[0] for halves in noise.values()],  # training halves only
+        vocabulary=vocabulary,
+    )
+
+
+def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
+    """The mined rows of one voice (a corpus shard), as ``mine_hard_examples`` returns them."""
+    model: ProbabilityModel = _job["model"]
+    build_config: BuildConfig = _job["build_config"]
+    config: MiningConfig = _job["config"]
+    noises, vocabulary = _job["noises"], _job["vocabulary"]
+    features = _FEATURES
     hop = round(config.hop_s * features.sample_rate)
     edge = round(config.edge_s * features.sample_rate)
     margin = round(config.margin_s * features.sample_rate)
     hop_frames = hop // features.hop_length
     keyword_columns = [LABELS.index(k) for k in KEYWORDS]
     rows: dict[str, list] = {"x": [], "label": [], "speaker": [], "source": [], "score": []}
-    started = time.perf_counter()
 
     def variants(samples: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
         padded = np.concatenate([np.zeros(edge, np.float32), samples, np.zeros(edge, np.float32)])
@@ -120,74 +188,60 @@ def mine_hard_examples(
         for key, value in zip(rows, (window, label, speaker, source, score), strict=True):
             rows[key].append(value)
 
-    for spec in plan_shards(build_config):
-        if spec.kind not in ("espeak", "pico"):
+    rng = np.random.default_rng([config.seed, zlib.crc32(spec.name.encode("utf-8"))])
+    speaker, engine, speak = synthesiser(spec, build_config, rng)
+    if split_of(speaker, holdout=build_config.holdout) != "train":
+        return {key: value.copy() for key, value in _EMPTY_ROWS.items()}
+    for _ in range(config.sentences_per_voice):
+        try:
+            speech = speak(running_text(vocabulary, rng), None)
+        except SynthesisError:
             continue
-        rng = np.random.default_rng([config.seed, zlib.crc32(spec.name.encode("utf-8"))])
-        speaker, engine, speak = synthesiser(spec, build_config, rng)
-        if split_of(speaker, holdout=build_config.holdout) != "train":
-            continue
-        for _ in range(config.sentences_per_voice):
-            try:
-                speech = speak(running_text(vocabulary, rng), None)
-            except SynthesisError:
+        for samples in variants(speech.samples, rng):
+            windows = cut_windows(
+                log_mel(samples, config=features), config=features, hop_frames=hop_frames
+            )
+            if not len(windows):
                 continue
+            best = model.predict_proba(windows)[:, keyword_columns].max(axis=1)
+            for i in np.flatnonzero(best >= config.min_negative_score):
+                keep(windows[i], LABELS.index(UNKNOWN), speaker, f"{engine}-mined", best[i])
+    for keyword in KEYWORDS:
+        column = LABELS.index(keyword)
+        for _ in range(config.phrases_per_keyword):
+            if rng.random() < 0.5:
+                text = phrases.random_context_phrase(keyword, vocabulary, rng)
+            else:
+                text = phrases.keyword_phrase(keyword, rng)
+            try:
+                speech = speak(text, keyword)
+                start_s, end_s, _, _ = word_span(speech, keyword)
+            except (ClipError, SynthesisError):
+                continue
+            start = round(start_s * features.sample_rate)
+            first, last = speech_bounds(speech.samples[start : round(end_s * features.sample_rate)])
+            if last - first < features.hop_length * 5:
+                continue
+            word_start, word_end = edge + start + first, edge + start + last
             for samples in variants(speech.samples, rng):
                 windows = cut_windows(
                     log_mel(samples, config=features), config=features, hop_frames=hop_frames
                 )
-                if not len(windows):
-                    continue
-                best = model.predict_proba(windows)[:, keyword_columns].max(axis=1)
-                for i in np.flatnonzero(best >= config.min_negative_score):
-                    keep(windows[i], LABELS.index(UNKNOWN), speaker, f"{engine}-mined", best[i])
-        for keyword in KEYWORDS:
-            column = LABELS.index(keyword)
-            for _ in range(config.phrases_per_keyword):
-                if rng.random() < 0.5:
-                    text = phrases.random_context_phrase(keyword, vocabulary, rng)
-                else:
-                    text = phrases.keyword_phrase(keyword, rng)
-                try:
-                    speech = speak(text, keyword)
-                    start_s, end_s, _, _ = word_span(speech, keyword)
-                except (ClipError, SynthesisError):
-                    continue
-                start = round(start_s * features.sample_rate)
-                first, last = speech_bounds(
-                    speech.samples[start : round(end_s * features.sample_rate)]
+                begins = np.arange(len(windows)) * hop
+                holding = np.flatnonzero(
+                    (begins <= word_start - margin)
+                    & (begins + features.clip_samples >= word_end + margin)
                 )
-                if last - first < features.hop_length * 5:
+                if not len(holding):
                     continue
-                word_start, word_end = edge + start + first, edge + start + last
-                for samples in variants(speech.samples, rng):
-                    windows = cut_windows(
-                        log_mel(samples, config=features), config=features, hop_frames=hop_frames
-                    )
-                    begins = np.arange(len(windows)) * hop
-                    holding = np.flatnonzero(
-                        (begins <= word_start - margin)
-                        & (begins + features.clip_samples >= word_end + margin)
-                    )
-                    if not len(holding):
-                        continue
-                    scores = model.predict_proba(windows[holding])[:, column]
-                    for i, score in zip(holding, scores, strict=True):
-                        if score < config.max_positive_score:
-                            keep(windows[i], column, speaker, f"{engine}-mined-positive", score)
-        if verbose:
-            print(
-                f"\r{spec.name}: {len(rows['x'])} rows, {time.perf_counter() - started:.0f} s",
-                end="",
-                flush=True,
-            )
-    if verbose:
-        print()
-    shape = (0, features.n_mels, features.n_frames)
+                scores = model.predict_proba(windows[holding])[:, column]
+                for i, score in zip(holding, scores, strict=True):
+                    if score < config.max_positive_score:
+                        keep(windows[i], column, speaker, f"{engine}-mined-positive", score)
+    if not rows["x"]:
+        return {key: value.copy() for key, value in _EMPTY_ROWS.items()}
     return {
-        "x": np.stack(rows["x"]).astype(FEATURE_DTYPE)
-        if rows["x"]
-        else np.zeros(shape, FEATURE_DTYPE),
+        "x": np.stack(rows["x"]).astype(FEATURE_DTYPE),
         "label": np.asarray(rows["label"], dtype=np.int64),
         "speaker": np.asarray(rows["speaker"], dtype=np.str_),
         "source": np.asarray(rows["source"], dtype=np.str_),
