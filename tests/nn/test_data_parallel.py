@@ -1,5 +1,10 @@
 """DataParallel: a batch shared by forked processes gives the one-process step."""
 
+import multiprocessing
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -93,3 +98,33 @@ def test_bad_arguments_are_refused(rng):
             trainer.train_on_batch(np.zeros((4, 1, 6, 7), np.float32), np.zeros(4, int))
     with pytest.raises(RuntimeError, match="compile"):
         DataParallel(Sequential([Dense(2)], input_shape=(3,)))
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an orphan may wait to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_stop_when_the_caller_dies():
+    context = multiprocessing.get_context("fork")
+    report = context.Queue()
+
+    def caller():
+        trainer = DataParallel(_convnet(SGD(0.1)), processes=3, max_batch=8)
+        report.put([process.pid for process, _ in trainer._workers])
+        signal.pause()
+
+    process = context.Process(target=caller)
+    process.start()
+    pids = report.get(timeout=30)
+    assert all(_running(pid) for pid in pids)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in pids), "a worker outlived its caller"

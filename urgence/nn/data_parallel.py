@@ -71,7 +71,10 @@ class DataParallel:
         for index in range(n_workers):
             parent_end, child_end = context.Pipe()
             process = context.Process(
-                target=self._work, args=(index, child_end), daemon=True, name=f"dp-worker-{index}"
+                target=self._work,
+                args=(index, child_end, parent_end),
+                daemon=True,
+                name=f"dp-worker-{index}",
             )
             process.start()
             child_end.close()
@@ -115,7 +118,12 @@ class DataParallel:
         model._backward(grad)
         return float(loss), int(correct), int(x.shape[0])
 
-    def _work(self, index: int, conn: Any) -> None:
+    def _work(self, index: int, conn: Any, parent_end: Any) -> None:
+        # the fork copied the caller's ends of the pipes: closed here, a pipe reports EOF
+        # (and the worker returns) when the caller dies without a word
+        parent_end.close()
+        for _, earlier in self._workers:
+            earlier.close()
         params = self._trainable_arrays("params")
         while True:
             try:
