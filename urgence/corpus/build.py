@@ -31,7 +31,7 @@ import multiprocessing
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -52,10 +52,11 @@ from urgence.corpus.clips import (
     to_int16,
 )
 from urgence.corpus.dataset import read_npz, save_npz_atomically
+from urgence.corpus.neighbours import confusable_words
 from urgence.corpus.pico import pico_available, pico_voices, speak_pico
 from urgence.corpus.splits import SPLITS, split_of
 from urgence.corpus.synth import Speech, SynthesisError, french_voices, synthesize
-from urgence.corpus.unknown_words import sound_alikes, unknown_words
+from urgence.corpus.unknown_words import unknown_words
 from urgence.corpus.vocabulary import KEYWORDS, LABELS, SILENCE, UNKNOWN
 from urgence.nn.progress import ProgressBar
 
@@ -63,7 +64,8 @@ from urgence.nn.progress import ProgressBar
 RATE_RANGE = (120, 260)
 PITCH_RANGE = (15, 85)
 PITCH_RANGE_RANGE = (10, 90)
-# share of espeak `_unknown_` clips drawn from the keywords' sound-alikes (hard negatives)
+# share of espeak `_unknown_` clips drawn from the keywords' sound-alikes and phonetic
+# neighbours (hard negatives; a keyword drawn first, then one of its words)
 SOUND_ALIKE_SHARE = 0.35
 # share of espeak `_unknown_` clips that are windows of running speech rather than one word
 RUNNING_SPEECH_SHARE = 0.5
@@ -76,6 +78,9 @@ NEIGHBOURS_SHARE = 0.75
 # share of running-speech sentences holding numbers (phone numbers, ages, street numbers,
 # times: callers say many, and corpus v3 fired on them: "cinquante-six" as intoxication)
 NUMBERS_SHARE = 0.35
+# share of running-speech sentences holding one or two of the keywords' phonetic neighbours
+# (corpus v7: the session-5 model heard "gaz" in "je regarde" at 0.99 in calls)
+CONFUSABLE_SHARE = 0.5
 # share of keyword phrases whose words around the keyword are random (the rest are the fixed
 # carrier phrases): the model is to hear the keyword, not learn its neighbours
 RANDOM_CONTEXT_SHARE = 0.5
@@ -96,7 +101,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -288,9 +293,14 @@ def _espeak_settings(rng: np.random.Generator) -> dict[str, int]:
     }
 
 
-def running_text(vocabulary: list[str], rng: np.random.Generator) -> str:
-    """Random words, and in ``NUMBERS_SHARE`` of sentences groups of digits among them
-    (espeak-ng speaks "06 12 34" as French numbers)."""
+def running_text(
+    vocabulary: list[str],
+    rng: np.random.Generator,
+    confusables: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """Random words; in ``NUMBERS_SHARE`` of sentences groups of digits among them
+    (espeak-ng speaks "06 12 34" as French numbers), and with ``confusables`` (keyword ->
+    words that sound close), in ``CONFUSABLE_SHARE`` of sentences one or two of those."""
     words = list(rng.choice(vocabulary, int(rng.integers(*RUNNING_SPEECH_WORDS))))
     if rng.random() < NUMBERS_SHARE:
         groups = [str(int(rng.integers(0, 100))).zfill(2) for _ in range(rng.integers(1, 5))]
@@ -298,7 +308,18 @@ def running_text(vocabulary: list[str], rng: np.random.Generator) -> str:
             groups = [str(int(rng.integers(1, 2000)))]
         at = int(rng.integers(len(words) + 1))
         words[at:at] = groups
+    if confusables and rng.random() < CONFUSABLE_SHARE:
+        for _ in range(int(rng.integers(1, 3))):
+            words.insert(int(rng.integers(len(words) + 1)), confusable_word(confusables, rng))
     return " ".join(words)
+
+
+def confusable_word(confusables: Mapping[str, Sequence[str]], rng: np.random.Generator) -> str:
+    """A keyword drawn uniformly, then one of its sound-alikes or neighbours: each keyword
+    gets the same share, however many neighbours it has."""
+    keywords = [k for k in confusables if confusables[k]]
+    words = confusables[keywords[int(rng.integers(len(keywords)))]]
+    return words[int(rng.integers(len(words)))]
 
 
 # speak(text, target) -> Speech: one synthesiser and voice; target is the word whose span
@@ -333,7 +354,7 @@ def _synthesised_clips(
     rng: np.random.Generator,
     batch: ClipBatch,
     vocabulary: list[str],
-    alikes: list[str],
+    confusables: Mapping[str, Sequence[str]],
 ) -> None:
     """Every clip of one synthetic speaker; sources are named ``f"{engine}-<kind>"``."""
     split = split_of(speaker, holdout=config.holdout)
@@ -379,7 +400,7 @@ def _synthesised_clips(
             )
     for _ in range(config.unknown_per_voice):
         if rng.random() < RUNNING_SPEECH_SHARE:
-            text = running_text(vocabulary, rng)
+            text = running_text(vocabulary, rng, confusables)
             try:
                 speech = speak(text, None)
             except SynthesisError:
@@ -389,8 +410,10 @@ def _synthesised_clips(
             ):
                 batch.add(window, UNKNOWN, speaker, f"{engine}-running", text, split)
             continue
-        pool = alikes if rng.random() < SOUND_ALIKE_SHARE else vocabulary
-        word = pool[int(rng.integers(len(pool)))]
+        if rng.random() < SOUND_ALIKE_SHARE:
+            word = confusable_word(confusables, rng)
+        else:
+            word = vocabulary[int(rng.integers(len(vocabulary)))]
         if " " not in word and "-" not in word and rng.random() < 0.5:
             attempt(phrases.generic_phrase(word, rng), word, UNKNOWN, "unknown")
         else:
@@ -494,25 +517,26 @@ _resources_cache: dict[tuple[Any, ...], Any] = {}
 
 def shared_resources(
     config: BuildConfig,
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], list[str]]:
-    """Noise halves, unknown vocabulary and sound-alikes, loaded once per process."""
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], dict[str, tuple[str, ...]]]:
+    """Noise halves, unknown vocabulary and keyword -> confusable words (sound-alikes and
+    phonetic neighbours), loaded once per process."""
     key = (config.shared, config.vocabulary_size)
     if key not in _resources_cache:
         noise_root = _data(config, "background_noise")
         noise = recordings.load_noise(noise_root) if noise_root and noise_root.is_dir() else {}
-        _resources_cache[key] = (noise, unknown_words(config.vocabulary_size), sound_alikes())
+        _resources_cache[key] = (noise, unknown_words(config.vocabulary_size), confusable_words())
     return _resources_cache[key]
 
 
 def generate_clips(spec: ShardSpec, config: BuildConfig) -> tuple[ClipBatch, list[str]]:
     """The clean clips of one shard and the problems met (user recordings only)."""
     rng = shard_rng(config.seed, spec.name)
-    noise, vocabulary, alikes = shared_resources(config)
+    noise, vocabulary, confusables = shared_resources(config)
     batch = ClipBatch()
     problems: list[str] = []
     if spec.kind in ("espeak", "pico"):
         speaker, engine, speak = synthesiser(spec, config, rng)
-        _synthesised_clips(speaker, engine, speak, config, rng, batch, vocabulary, alikes)
+        _synthesised_clips(speaker, engine, speak, config, rng, batch, vocabulary, confusables)
     elif spec.kind == "speech-commands":
         _speech_commands_clips(spec.items, config, rng, batch)
     elif spec.kind == "asterisk":

@@ -152,13 +152,14 @@ _job: dict = {}
 
 
 def _start_worker(model: ProbabilityModel, build_config: BuildConfig, config: MiningConfig) -> None:
-    noise, vocabulary, _ = shared_resources(build_config)
+    noise, vocabulary, confusables = shared_resources(build_config)
     _job.update(
         model=model,
         build_config=build_config,
         config=config,
         noises=[halves[0] for halves in noise.values()],  # training halves only
         vocabulary=vocabulary,
+        confusables=confusables,
     )
 
 
@@ -167,7 +168,7 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
     model: ProbabilityModel = _job["model"]
     build_config: BuildConfig = _job["build_config"]
     config: MiningConfig = _job["config"]
-    noises, vocabulary = _job["noises"], _job["vocabulary"]
+    noises, vocabulary, confusables = _job["noises"], _job["vocabulary"], _job["confusables"]
     features = _FEATURES
     hop = round(config.hop_s * features.sample_rate)
     edge = round(config.edge_s * features.sample_rate)
@@ -194,7 +195,7 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
         return {key: value.copy() for key, value in _EMPTY_ROWS.items()}
     for _ in range(config.sentences_per_voice):
         try:
-            speech = speak(running_text(vocabulary, rng), None)
+            speech = speak(running_text(vocabulary, rng, confusables), None)
         except SynthesisError:
             continue
         for samples in variants(speech.samples, rng):

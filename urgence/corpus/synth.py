@@ -26,6 +26,7 @@ _WORD = re.compile(r"[\w'’-]+")
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _ESPEAK_CHARS_UTF8 = 1
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA in UTF-8
 _INITIALIZE_DONT_EXIT = 0x8000
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
@@ -88,6 +89,7 @@ class _Engine:
     """The process-wide espeak-ng instance."""
 
     def __init__(self) -> None:
+        self.phonemes_ready = False
         import espeakng_loader
 
         self.data_path = Path(espeakng_loader.get_data_path())
@@ -178,6 +180,34 @@ def _get_engine() -> _Engine:
     if _engine is None:
         _engine = _Engine()
     return _engine
+
+
+def phonemes(text: str, *, voice: str = "fr") -> str:
+    """espeak-ng's IPA transcription of ``text`` as ``voice`` would say it (stress marks
+    included, clauses joined by spaces), e.g. ``phonemes("gaz") == "ɡˈaz"``."""
+    with _lock:
+        engine = _get_engine()
+        lib = engine.lib
+        if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+            raise SynthesisError(f"unknown espeak-ng voice {voice!r}")
+        if not engine.phonemes_ready:
+            lib.espeak_TextToPhonemes.argtypes = [
+                ctypes.POINTER(ctypes.c_char_p),
+                ctypes.c_int,
+                ctypes.c_int,
+            ]
+            lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+            engine.phonemes_ready = True
+        # the call advances the pointer clause by clause and sets it to NULL at the end
+        remaining = ctypes.c_char_p(text.encode("utf-8"))
+        clauses = []
+        while remaining.value:
+            clause = lib.espeak_TextToPhonemes(
+                ctypes.byref(remaining), _ESPEAK_CHARS_UTF8, _PHONEMES_IPA
+            )
+            if clause:
+                clauses.append(clause.decode("utf-8"))
+        return " ".join(clauses)
 
 
 def french_voices() -> list[str]:
