@@ -52,8 +52,7 @@ class DataParallel:
         self.processes = int(processes)
         self.max_batch = int(max_batch)
         self._keys = self._trainable_keys()
-        self._params = self._trainable_arrays("params")
-        sizes = [p.size for p in self._params]
+        sizes = [p.size for p in self._trainable_arrays("params")]
         self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         n_params = int(self._offsets[-1])
         n_workers = self.processes - 1
@@ -173,8 +172,11 @@ class DataParallel:
             raise ValueError(f"batch of {n} rows is larger than max_batch={self.max_batch}")
         if self._trainable_keys() != self._keys:
             raise RuntimeError("the trainable layers changed since DataParallel was created")
+        if n < self.processes:  # a share would be empty (the last rows of an epoch)
+            return model.train_on_batch(x, y)
         bounds = np.linspace(0, n, self.processes + 1).round().astype(int)
-        self._flatten_into(self._params, self._weights)
+        # fetched each step: loading weights may have replaced the arrays
+        self._flatten_into(self._trainable_arrays("params"), self._weights)
         for index, (_, conn) in enumerate(self._workers):
             start, stop = bounds[index + 1], bounds[index + 2]
             self._x[index, : stop - start] = x[start:stop]
