@@ -39,19 +39,12 @@ def shipped_model():
 # fails until this list is updated, so the list cannot go stale.
 KNOWN_MISSES = {
     "appel-gaz.wav": "« gaz » not heard: the call goes to the operator",
-    "appel-sans-mot-cle.wav": "« gaz » heard in « pharmacie de garde »: 18 instead of the operator",
 }
 
 
-# misses that send the call to a service it does not need (a false alarm), not to the operator
-KNOWN_WRONG_SERVICE = {
-    "appel-sans-mot-cle.wav": "« gaz » heard in « pharmacie de garde »: 18 instead of the operator",
-}
-
-
-def _case(name, known=KNOWN_MISSES):
-    if name in known:
-        return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=known[name]))
+def _case(name):
+    if name in KNOWN_MISSES:
+        return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[name]))
     return name
 
 
@@ -67,7 +60,7 @@ def test_shipped_model_routes_each_example(shipped_model, name):
         assert result["service"] is None, result
 
 
-@pytest.mark.parametrize("name", [_case(name, KNOWN_WRONG_SERVICE) for name in sorted(EXPECTED)])
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_shipped_model_never_sends_an_example_to_a_wrong_service(shipped_model, name):
     """A miss hands the call to the operator; it never routes it to a service it does not
     need."""
