@@ -89,7 +89,6 @@ class _Engine:
     """The process-wide espeak-ng instance."""
 
     def __init__(self) -> None:
-        self.phonemes_ready = False
         import espeakng_loader
 
         self.data_path = Path(espeakng_loader.get_data_path())
@@ -117,6 +116,12 @@ class _Engine:
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self.data_path).encode(), _INITIALIZE_DONT_EXIT
         )
@@ -190,14 +195,6 @@ def phonemes(text: str, *, voice: str = "fr") -> str:
         lib = engine.lib
         if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
             raise SynthesisError(f"unknown espeak-ng voice {voice!r}")
-        if not engine.phonemes_ready:
-            lib.espeak_TextToPhonemes.argtypes = [
-                ctypes.POINTER(ctypes.c_char_p),
-                ctypes.c_int,
-                ctypes.c_int,
-            ]
-            lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-            engine.phonemes_ready = True
         # the call advances the pointer clause by clause and sets it to NULL at the end
         remaining = ctypes.c_char_p(text.encode("utf-8"))
         clauses = []
