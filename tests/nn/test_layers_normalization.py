@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from urgence.nn.gradcheck import check_layer_gradients
-from urgence.nn.layers import BatchNormalization, LayerError
+from urgence.nn.layers import BatchNormalization, LayerError, normalization
 
 
 @pytest.mark.parametrize("shape", [(3,), (2, 3, 4)])
@@ -104,3 +104,47 @@ def test_mean_normalization_removes_a_fixed_band_level(rng):
     assert rebuilt.axes == (3,)
     with pytest.raises(LayerError):
         MeanNormalization(())
+
+
+def _channel_major(values: np.ndarray) -> np.ndarray:
+    """The same (N, C, H, W) values stored as (C, N, H, W), as convolutions hand them on."""
+    return np.ascontiguousarray(values.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("block_values", [7, 1 << 17])  # several channels per block, or one
+def test_channel_major_inputs_finite_differences(block_values, rng, monkeypatch):
+    monkeypatch.setattr(normalization, "_BLOCK_VALUES", block_values)
+    layer = BatchNormalization()
+    layer.build((3, 2, 4), rng)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2, 3)
+    layer.params["beta"][...] = rng.standard_normal(3)
+    x = _channel_major(rng.standard_normal((4, 3, 2, 4)))
+    result = check_layer_gradients(layer, (3, 2, 4), rng, x=x)
+    assert layer._cache[2] == "rows"  # the channel-row path was the one checked
+    assert result.max_error < 1e-7
+
+
+@pytest.mark.parametrize("block_values", [50, 1 << 17])
+def test_channel_major_path_matches_the_general_one(block_values, rng, monkeypatch):
+    monkeypatch.setattr(normalization, "_BLOCK_VALUES", block_values)
+    x = (rng.standard_normal((6, 5, 4, 7)) * rng.uniform(0.5, 3, (1, 5, 1, 1)) + 2).astype(
+        np.float32
+    )
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+    layers = []
+    for values in (x, _channel_major(x)):
+        layer = BatchNormalization(momentum=0.8)
+        layer.build(x.shape[1:], np.random.default_rng(0))
+        layer.params["gamma"][...] = np.linspace(0.5, 2, 5)
+        layer.params["beta"][...] = np.linspace(-1, 1, 5)
+        out = layer.forward(values, training=True)
+        layers.append((layer, out, layer.backward(_channel_major(grad))))
+    (general, out_general, grad_general), (rows, out_rows, grad_rows) = layers
+    assert general._cache[2] is True and rows._cache[2] == "rows"
+    assert out_rows.transpose(1, 0, 2, 3).flags.c_contiguous  # the input's memory order
+    np.testing.assert_allclose(out_rows, out_general, atol=1e-5)
+    np.testing.assert_allclose(grad_rows, grad_general, atol=1e-5)
+    for key in ("gamma", "beta"):
+        np.testing.assert_allclose(rows.grads[key], general.grads[key], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rows.moving_mean, general.moving_mean, rtol=1e-5)
+    np.testing.assert_allclose(rows.moving_var, general.moving_var, rtol=1e-5)

@@ -1,9 +1,10 @@
+import numpy as np
 import pytest
 
 from tests.kws.test_detector import ToneModel, make_call
 from urgence.corpus.vocabulary import KEYWORDS
 from urgence.kws.detector import detect
-from urgence.triage.tuning import tune_for_routing
+from urgence.triage.tuning import posteriors_of, tune_for_routing
 
 
 def test_thresholds_route_the_calls_and_keep_real_speech_quiet(rng):
@@ -52,3 +53,32 @@ def test_false_alarm_cost_trades_calls_for_quiet_real_speech(rng):
     assert [d.service for d in detect(ToneModel(cheap), calls[0][0])] == ["17"]
     assert detect(ToneModel(cheap), speech[0]) != []
     assert detect(ToneModel(dear), speech[0]) == []
+
+
+def test_speech_margin_keeps_thresholds_clear_of_the_tuning_speech(rng):
+    # the call's "vol" (0.5 s) routes at 0.7, where the shorter one in real speech (0.35 s)
+    # stays quiet, but only just: it fires at 0.55. With the margin the tuner treats that
+    # as a false alarm, worth more than the one call.
+    calls = [(make_call([("vol", 1.0, 1.5)], 3.0, rng), ["17"])]
+    speech = [make_call([("vol", 0.8, 1.15)], 2.0, rng)]
+    candidates = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.5]
+    plain = tune_for_routing(ToneModel(), calls, speech, candidates=candidates, speech_margin=0)
+    assert plain["vol"] == 0.7
+    assert [d.service for d in detect(ToneModel(plain), calls[0][0])] == ["17"]
+    assert detect(ToneModel(plain), speech[0]) == []
+    assert detect(ToneModel({**plain, "vol": 0.55}), speech[0]) != []
+    guarded = tune_for_routing(ToneModel(), calls, speech, candidates=candidates)
+    assert guarded["vol"] == 1.5
+    with pytest.raises(ValueError, match="speech_margin"):
+        tune_for_routing(ToneModel(), calls, speech, speech_margin=-0.1)
+
+
+def test_posteriors_are_the_same_on_two_workers(rng):
+    recordings = [make_call([("gaz", 0.5, 1.0)], 2.0 + 0.5 * i, rng) for i in range(5)]
+    one = posteriors_of(ToneModel(), recordings)
+    two = posteriors_of(ToneModel(), recordings, workers=2)
+    assert len(two) == 5
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="workers"):
+        posteriors_of(ToneModel(), recordings, workers=0)

@@ -8,7 +8,8 @@ every file is written atomically. The per-split feature caches are assembled at 
 
 Sources and labels:
 
-- espeak-ng, every French voice variant: keywords spoken alone (``espeak-isolated``), cut
+- espeak-ng, every French voice variant and ``random_voices`` variants of random settings
+  (``voice_variants``): keywords spoken alone (``espeak-isolated``), cut
   out of carrier phrases (``espeak-phrase``) or kept with the 1 s of the phrase around them
   (``espeak-context``, neighbouring words included); `_unknown_` words alone or cut out of generic
   phrases (``espeak-unknown``, a third of them sound-alikes of the keywords), 1 s windows
@@ -41,7 +42,7 @@ import numpy as np
 from urgence.audio import augment
 from urgence.audio.features import FeatureConfig, log_mel
 from urgence.audio.io import AudioError, load_audio
-from urgence.corpus import phrases, recordings
+from urgence.corpus import phrases, recordings, voice_variants
 from urgence.corpus.clips import (
     CLIP_SAMPLES,
     ClipError,
@@ -101,7 +102,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -115,6 +116,8 @@ class BuildConfig:
     real speech and noise sources (silence is then generated)."""
 
     voices: int | None = None  # None: every French espeak voice
+    # espeak voices made of random settings (voice_variants), beside the shipped ones
+    random_voices: int = 28
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one
@@ -139,6 +142,7 @@ class BuildConfig:
             isolated_per_keyword=1,
             phrase_per_keyword=1,
             unknown_per_voice=3,
+            random_voices=1,
             pico_voices=1 if pico_available() else 0,
             vocabulary_size=300,
             speech_commands_clips=6,
@@ -230,6 +234,12 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
         # evenly spread over the sorted list, so a small build still mixes voice families
         picks = np.linspace(0, len(voices) - 1, config.voices).round().astype(int)
         voices = [voices[i] for i in picks]
+    if not 0 <= config.random_voices <= voice_variants.COUNT:
+        raise BuildError(
+            f"--random-voices must be between 0 and {voice_variants.COUNT}, "
+            f"got {config.random_voices}"
+        )
+    voices += voice_variants.names(config.random_voices)
     shards = [ShardSpec(f"espeak-{voice}", "espeak", (voice,)) for voice in voices]
     if config.pico_voices < 0:
         raise BuildError(f"--pico-voices must be >= 0, got {config.pico_voices}")

@@ -18,6 +18,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--out", required=True, help="output folder (created if needed)")
     build.add_argument("--voices", type=int, default=None, help="number of espeak voices (all)")
     build.add_argument(
+        "--random-voices",
+        type=int,
+        default=None,
+        help="espeak voices of random settings, beside the shipped ones (28)",
+    )
+    build.add_argument(
         "--pico-voices",
         type=int,
         default=None,
@@ -62,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mine.add_argument("--model", required=True, help="first keyword model (.npz + .json stem)")
     mine.add_argument("--out", help="output file (default <corpus>/features_mined.npz)")
     mine.add_argument(
-        "--sentences-per-voice", type=int, default=12, help="running-speech sentences (12)"
+        "--sentences-per-voice", type=int, default=10, help="running-speech sentences (10)"
     )
     mine.add_argument(
         "--phrases-per-keyword", type=int, default=2, help="phrases per voice and keyword (2)"
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     given = {
         "voices": args.voices,
+        "random_voices": args.random_voices,
         "pico_voices": args.pico_voices,
         "seed": args.seed,
         "augment_copies": args.augment_copies,
@@ -143,7 +150,9 @@ def _mine(args: argparse.Namespace) -> int:
     from urgence.corpus.mining import MINED_FILE, MiningConfig, mine_hard_examples, save_mined
     from urgence.corpus.mining import summary as mined_summary
     from urgence.kws.model import KeywordModel
+    from urgence.nn.memory import keep_freed_memory
 
+    keep_freed_memory()  # the model's batches of windows, as in training
     corpus = Path(args.corpus)
     if not (corpus / "build.json").is_file():
         print(

@@ -66,7 +66,7 @@ class ProbabilityModel(Protocol):
 
 @dataclass(frozen=True)
 class MiningConfig:
-    sentences_per_voice: int = 12  # running-speech sentences per training voice
+    sentences_per_voice: int = 10  # running-speech sentences per training voice
     phrases_per_keyword: int = 2  # keyword phrases per training voice and keyword
     copies: int = 2  # noisy / telephone copies of each sentence, beside the clean one
     min_negative_score: float = 0.25
@@ -79,6 +79,7 @@ class MiningConfig:
 
 def _corpus_build_config(corpus: Path) -> BuildConfig:
     saved = json.loads((corpus / "build.json").read_text(encoding="utf-8"))["config"]
+    saved.setdefault("random_voices", 0)  # corpora of format 7 and before had none
     fields = BuildConfig.__dataclass_fields__
     return BuildConfig(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}

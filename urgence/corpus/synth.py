@@ -91,7 +91,10 @@ class _Engine:
     def __init__(self) -> None:
         import espeakng_loader
 
-        self.data_path = Path(espeakng_loader.get_data_path())
+        from urgence.corpus import voice_variants
+
+        # the wheel's data plus the random variants (voice_variants), all voices in one place
+        self.data_path = voice_variants.data_folder(espeakng_loader.get_data_path())
         try:
             self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         except OSError as exc:
@@ -209,7 +212,8 @@ def phonemes(text: str, *, voice: str = "fr") -> str:
 
 def french_voices() -> list[str]:
     """Every French voice espeak-ng ships: ``"fr"`` then ``"fr+VARIANT"`` for each variant
-    in ``<data>/voices/!v`` (sorted). Variants whose names contain spaces are left out."""
+    in ``<data>/voices/!v`` (sorted). Variants whose names contain spaces are left out, and
+    so are the random variants of ``voice_variants`` (``voice_variants.names``)."""
     import espeakng_loader
 
     variants_dir = Path(espeakng_loader.get_data_path()) / "voices" / "!v"

@@ -32,12 +32,14 @@ def run(args: argparse.Namespace) -> int:
     from urgence.corpus.dataset import DatasetError
     from urgence.kws.train import TrainConfig, train
     from urgence.nn import ModelFileError
+    from urgence.nn.memory import keep_freed_memory
 
     overrides = list(args.overrides)
     for key in ("data", "out", "epochs", "run_dir"):
         value = getattr(args, key)
         if value is not None:
             overrides.append(f"{key}={value}" if key != "epochs" else f"epochs={int(value)}")
+    keep_freed_memory()
     try:
         config = TrainConfig.from_sources(args.config, overrides)
         out = train(config, resume=args.resume, verbose=0 if args.quiet else 1)

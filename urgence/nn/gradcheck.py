@@ -36,15 +36,16 @@ def _relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 def _numeric_gradient(loss, values: np.ndarray, eps: float) -> np.ndarray:
     """Central differences of ``loss()`` with respect to each entry of ``values`` (in place)."""
     grad = np.empty_like(values)
-    flat, flat_grad = values.reshape(-1), grad.reshape(-1)
-    for index in range(flat.size):
-        original = flat[index]
-        flat[index] = original + eps
+    # indexed in place: reshape(-1) of an array stored in another order (a transposed,
+    # channel-major input) is a copy, whose changes the loss would never see
+    for index in np.ndindex(values.shape):
+        original = values[index]
+        values[index] = original + eps
         plus = loss()
-        flat[index] = original - eps
+        values[index] = original - eps
         minus = loss()
-        flat[index] = original
-        flat_grad[index] = (plus - minus) / (2 * eps)
+        values[index] = original
+        grad[index] = (plus - minus) / (2 * eps)
     return grad
 
 

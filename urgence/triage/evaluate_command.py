@@ -81,6 +81,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --tune --objective routing: how many calls routed right one false alarm "
         "on --speech is worth (default: %(default)s)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="with --tune: processes computing the model's posteriors (default: %(default)s; "
+        "the thresholds do not depend on it)",
+    )
 
 
 @dataclass
@@ -380,6 +387,7 @@ def tune(model, args: argparse.Namespace, calls) -> int:
             [(c.samples, c.services) for c in calls],
             speech,
             false_alarm_cost=args.false_alarm_cost,
+            workers=args.workers,
         )
     else:
         recordings = [(c.samples, c.keywords) for c in calls]
@@ -404,6 +412,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.calls < 1:
         print("urgence evaluate-calls: --calls must be >= 1", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("urgence evaluate-calls: --workers must be >= 1", file=sys.stderr)
         return 2
     try:
         model = KeywordModel.load(args.model)
