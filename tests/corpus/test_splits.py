@@ -27,3 +27,11 @@ def test_holdout_patterns_send_whole_families_to_test():
 def test_empty_speaker_is_refused():
     with pytest.raises(ValueError):
         split_of("")
+
+
+def test_random_voices_are_training_voices_unless_held_out():
+    from urgence.corpus.voice_variants import names
+
+    ids = [f"espeak:{voice}" for voice in names(40)]
+    assert {split_of(i) for i in ids} == {"train"}
+    assert split_of("espeak:fr+rnd000", holdout=["espeak:fr+rnd00*"]) == "test"

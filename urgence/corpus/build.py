@@ -117,7 +117,7 @@ class BuildConfig:
 
     voices: int | None = None  # None: every French espeak voice
     # espeak voices made of random settings (voice_variants), beside the shipped ones
-    random_voices: int = 28
+    random_voices: int = 24
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one

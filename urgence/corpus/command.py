@@ -21,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--random-voices",
         type=int,
         default=None,
-        help="espeak voices of random settings, beside the shipped ones (28)",
+        help="espeak voices of random settings, beside the shipped ones, all training voices (24)",
     )
     build.add_argument(
         "--pico-voices",

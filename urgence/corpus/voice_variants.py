@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-PREFIX = "rnd"  # variant names: rnd000, rnd001, ... (voices "fr+rnd000", ...)
+PREFIX = "rnd"  # variant names: rnd000, ... (voices "fr+rnd000"; splits.TRAIN_ONLY_PREFIXES)
 # variants written; a corpus uses the first ``BuildConfig.random_voices``. espeak-ng lists at
 # most 349 voice files and the wheel has 245 (141 languages, 104 variants): 96 more fit.
 COUNT = 96
