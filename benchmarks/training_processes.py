@@ -11,9 +11,11 @@ each repeat meets the same machine:
 
 Each repeat times ``--steps`` steps after 3 warm-up steps; the figures are the median and
 the range over ``--repeats``. The machine should be otherwise idle: the script prints the
-load average before and after.
+load average before and after. As ``urgence train`` does, the process first tells glibc to
+keep freed memory (``urgence.nn.memory``); ``--default-malloc`` leaves glibc's defaults.
 
 usage: benchmarks/training_processes.py [--width 80] [--batch 64] [--steps 30] [--repeats 5]
+                                        [--default-malloc]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from urgence.kws import architectures
 from urgence.nn.data_parallel import DataParallel
+from urgence.nn.memory import keep_freed_memory
 from urgence.nn.optimizers import Adam
 
 
@@ -53,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--default-malloc", action="store_true", help="glibc's defaults")
     args = parser.parse_args(argv)
+    if not args.default_malloc:
+        keep_freed_memory()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch * args.steps, 1, 40, 98)).astype(np.float32)
     y = rng.integers(0, 14, len(x))

@@ -19,7 +19,7 @@ stamp start
 $U corpus build --out "$out/corpus" --shared "$shared" --quiet > "$out/corpus.log" 2>&1
 stamp corpus
 $U train --set task=speech_commands --data "$shared/data/speech_commands_v002_test" --set cmn=true --set width=80 \
-  --epochs 7 --set processes=2 --out "$out/base/model" --run-dir "$out/base" > "$out/base.log" 2>&1
+  --epochs 8 --set processes=2 --out "$out/base/model" --run-dir "$out/base" > "$out/base.log" 2>&1
 stamp base
 $U train --data "$out/corpus" --set init_from="$out/base/model" --set cmn=true --epochs 1 \
   --set processes=2 --out "$out/round0" --run-dir "$out/round0-run" > "$out/round0.log" 2>&1

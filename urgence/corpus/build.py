@@ -116,8 +116,9 @@ class BuildConfig:
     real speech and noise sources (silence is then generated)."""
 
     voices: int | None = None  # None: every French espeak voice
-    # espeak voices made of random settings (voice_variants), beside the shipped ones
-    random_voices: int = 24
+    # espeak voices made of random settings (voice_variants), beside the shipped ones; all
+    # training voices. Off by default: the shipped model was trained without (MODEL_CARD.md)
+    random_voices: int = 0
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one

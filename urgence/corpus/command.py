@@ -21,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--random-voices",
         type=int,
         default=None,
-        help="espeak voices of random settings, beside the shipped ones, all training voices (24)",
+        help="espeak voices of random settings, beside the shipped ones, all training voices (0)",
     )
     build.add_argument(
         "--pico-voices",
@@ -68,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mine.add_argument("--model", required=True, help="first keyword model (.npz + .json stem)")
     mine.add_argument("--out", help="output file (default <corpus>/features_mined.npz)")
     mine.add_argument(
-        "--sentences-per-voice", type=int, default=10, help="running-speech sentences (10)"
+        "--sentences-per-voice", type=int, default=12, help="running-speech sentences (12)"
     )
     mine.add_argument(
         "--phrases-per-keyword", type=int, default=2, help="phrases per voice and keyword (2)"

@@ -66,7 +66,7 @@ class ProbabilityModel(Protocol):
 
 @dataclass(frozen=True)
 class MiningConfig:
-    sentences_per_voice: int = 10  # running-speech sentences per training voice
+    sentences_per_voice: int = 12  # running-speech sentences per training voice
     phrases_per_keyword: int = 2  # keyword phrases per training voice and keyword
     copies: int = 2  # noisy / telephone copies of each sentence, beside the clean one
     min_negative_score: float = 0.25

@@ -4,9 +4,10 @@ glibc serves each allocation above its mmap threshold (128 kB at start, raised d
 up to 32 MB) with a fresh ``mmap`` and gives it back on ``free``. A
 training step allocates and frees the same large activation arrays every batch, so every
 batch pays the kernel again for zeroed pages. Raising the threshold to its maximum and
-never trimming the heap keeps those pages: a training step of the shipped DS-CNN (batch
-32, one thread) went from 74-77 ms to 72 ms. The cost is resident memory that stays at its
-peak, which a training process reaches anyway.
+never trimming the heap keeps those pages: a one-process training step of the shipped
+DS-CNN gained 0-4% (batch 32: 74-77 -> 71-73 ms; batch 64: 156 -> 152 ms), the two-process
+step nothing measurable (benchmarks/training_processes.py --default-malloc). The cost is
+resident memory that stays at its peak, which a training process reaches anyway.
 """
 
 from __future__ import annotations
