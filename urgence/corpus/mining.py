@@ -79,7 +79,6 @@ class MiningConfig:
 
 def _corpus_build_config(corpus: Path) -> BuildConfig:
     saved = json.loads((corpus / "build.json").read_text(encoding="utf-8"))["config"]
-    saved.setdefault("random_voices", 0)  # corpora of format 7 and before had none
     fields = BuildConfig.__dataclass_fields__
     return BuildConfig(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
