@@ -9,7 +9,9 @@ Two tasks share one loop:
 
 Transfer learning: ``init_from`` names a trained model whose layers, up to its classifier,
 become the base of the new model; ``freeze_base`` trains only the new head (feature
-extraction), without it the whole network is fine-tuned.
+extraction), without it the whole network is fine-tuned. A base that already has the task's
+classes (same labels, same order) keeps its classifier too, so that training continues (the
+rounds of hard-example mining) instead of restarting from a random head.
 
 Every epoch writes ``<run_dir>/last`` (weights + optimiser state) and ``<run_dir>/state.json``
 (epoch, history, generator state, config): ``resume`` continues an interrupted run exactly
@@ -76,6 +78,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     init_from: str | None = None
+    # with init_from and a base of the same labels: a fresh random classifier all the same
+    # (before session 8 every mining round restarted its head this way)
+    new_classifier: bool = False
     freeze_base: bool = False
     # with init_from: the base's first layers kept as pretrained (e.g. 4: the first
     # convolution block, learnt on real voices); the rest is fine-tuned
@@ -266,18 +271,21 @@ def _speech_commands(config: TrainConfig, rng: np.random.Generator):
     )
 
 
-def make_model(config: TrainConfig, n_classes: int) -> Sequential:
+def make_model(config: TrainConfig, labels: tuple[str, ...]) -> Sequential:
     if config.init_from is None:
         return architectures.build(
-            config.architecture, n_classes, seed=config.seed, width=config.width, cmn=config.cmn
+            config.architecture, len(labels), seed=config.seed, width=config.width, cmn=config.cmn
         )
     base = load_model(config.init_from)
-    # drop the old classifier (Dense + Softmax); keep everything up to and including the
-    # layer that feeds it, so the new head sees the same representation
     body = base.layers[:-2]
-    model = Sequential(
-        [*body, Dense(n_classes), Softmax()], input_shape=base.input_shape, seed=config.seed
-    )
+    if base.metadata.get("labels") == list(labels) and not config.new_classifier:
+        # the same classes: the trained classifier is kept and training goes on
+        head = base.layers[-2:]
+    else:
+        # a new classifier (Dense + Softmax) on everything up to and including the layer
+        # that fed the old one, so the new head sees the same representation
+        head = [Dense(len(labels)), Softmax()]
+    model = Sequential([*body, *head], input_shape=base.input_shape, seed=config.seed)
     if config.freeze_base:
         model.freeze(upto=len(body))
     elif config.freeze_layers:
@@ -383,7 +391,7 @@ def train(
         rng.bit_generator.state = state["rng"]
         _log(f"resuming after epoch {state['epoch']}", verbose)
     else:
-        model = make_model(config, len(data.labels))
+        model = make_model(config, data.labels)
         schedule = CosineDecay(
             config.lr,
             decay_steps=config.epochs * steps_per_epoch,
