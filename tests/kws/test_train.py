@@ -228,3 +228,16 @@ def test_a_base_with_the_same_classes_keeps_its_classifier(tiny_corpus, tmp_path
     assert not np.allclose(fresh.predict(x), trained.predict(x), atol=1e-3)
     other = make_model(_config(tiny_corpus, tmp_path / "c", init_from=str(base)), labels[::-1])
     assert not np.allclose(other.predict(x), trained.predict(x), atol=1e-3)
+
+
+def test_corpus_rows_draws_from_the_corpus_and_keeps_every_extra_row(tiny_corpus, tmp_path):
+    x, y, speakers, _ = load_split(tiny_corpus, "train")
+    extra = tmp_path / "mined.npz"
+    np.savez(extra, x=x[:5] + 1.0, label=y[:5], speaker=np.asarray(["mined"] * 5))
+    config = _config(tiny_corpus, tmp_path, max_train=None, corpus_rows=7, extra_train=[str(extra)])
+    data = load_task(config, np.random.default_rng(0))
+    assert len(data.y_train) == 7 + 5
+    assert list(data.speakers_train[-5:]) == ["mined"] * 5
+    np.testing.assert_array_equal(data.x_train[-5:], x[:5] + 1.0)
+    other = load_task(config, np.random.default_rng(1))
+    assert not np.array_equal(other.x_train[:7], data.x_train[:7])  # another draw

@@ -95,6 +95,10 @@ class TrainConfig:
     keyword_voices: int | None = None
     clips_per_voice_keyword: int | None = None
     max_train: int | None = None  # cap on training rows (tests, data-size experiments)
+    # keywords task: at most this many of the corpus's own training rows (a random draw,
+    # another each seed), every ``extra_train`` row kept: a mining round that continues a
+    # model can learn its new hard examples without a whole pass over the corpus
+    corpus_rows: int | None = None
     # corpus sources left out of training (e.g. ["asterisk", "speech-commands"]: what the
     # model learns when no real human voice is ever labelled `_unknown_`)
     exclude_sources: list[str] | None = None
@@ -219,6 +223,9 @@ def load_task(config: TrainConfig, rng: np.random.Generator) -> TaskData:
             path = Path(config.data) / "features_train.npz"
             sources = dataset.read_npz(path, ("source",))["source"]
             keep = ~np.isin(sources, config.exclude_sources)
+            x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
+        if config.corpus_rows is not None and len(y_train) > config.corpus_rows:
+            keep = np.sort(rng.choice(len(y_train), config.corpus_rows, replace=False))
             x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
         for path in config.extra_train or ():
             extra = dataset.read_npz(path, ("x", "label", "speaker"))
