@@ -38,6 +38,7 @@ SAME_LENGTH = {
     "add_noise": lambda y, rng: augment.add_noise(y, NOISE, snr_db=10.0, rng=rng),
     "reverb": lambda y, rng: augment.reverb(y, rt60_s=0.5, drr_db=3.0, rng=rng),
     "telephone": lambda y, rng: augment.telephone(y, rng=rng, packet_loss=0.05),
+    "muffle": lambda y, rng: augment.muffle(y, cutoff_hz=800.0, attenuation_db=12.0),
     "random_chain": lambda y, rng: augment.random_chain(
         y, rng=rng, noises=[NOISE], p={"pitch": 0.5}
     ),
@@ -306,3 +307,24 @@ def test_empty_and_short_signals(name):
     assert apply(short, np.random.default_rng(0)).shape == (400,)
     if name not in {"add_noise", "random_chain"}:  # no SNR for an empty signal
         assert apply(np.zeros(0, np.float32), np.random.default_rng(0)).shape == (0,)
+
+
+def test_muffle_cuts_the_high_band_and_keeps_the_low_one():
+    t = np.arange(16000, dtype=np.float32) / 16000
+    low = np.sin(2 * np.pi * 200 * t).astype(np.float32)
+    high = np.sin(2 * np.pi * 5000 * t).astype(np.float32)
+
+    def level_db(y):  # steady state, after the filter's start
+        return 10 * np.log10(np.mean(y[4000:] ** 2))
+
+    cut_low = augment.muffle(low, cutoff_hz=1000, attenuation_db=18)
+    cut_high = augment.muffle(high, cutoff_hz=1000, attenuation_db=18)
+    assert abs(level_db(cut_low) - level_db(low)) < 1.0
+    assert -19.5 < level_db(cut_high) - level_db(high) < -16.5
+    np.testing.assert_allclose(
+        augment.muffle(high, cutoff_hz=1000, attenuation_db=0), high, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="cutoff_hz"):
+        augment.muffle(low, cutoff_hz=9000, attenuation_db=6)
+    with pytest.raises(ValueError, match="attenuation_db"):
+        augment.muffle(low, cutoff_hz=1000, attenuation_db=-1)

@@ -235,6 +235,33 @@ PACKET_S = 0.02  # one RTP packet of G.711 audio
 _MU = 255.0
 
 
+@lru_cache(maxsize=32)
+def _low_pass(cutoff_hz: int, sr: int) -> np.ndarray:
+    return scipy.signal.butter(2, cutoff_hz, btype="lowpass", fs=sr, output="sos")
+
+
+def muffle(
+    y: np.ndarray, *, cutoff_hz: float, attenuation_db: float, sr: int = SAMPLE_RATE
+) -> np.ndarray:
+    """A voice heard through something: above ``cutoff_hz`` the signal loses
+    ``attenuation_db`` (a high-shelf cut: the 2nd-order low-passed signal plus the rest
+    scaled down). A caller's hand or fabric over the phone, a phone held far away, a
+    dull voice: the band that carries most consonants sinks into the background noise
+    while the low band, where most of the energy is, still sets the SNR.
+
+    (n,) float32 -> (n,) float32.
+    """
+    y = as_signal(y)
+    if not 50.0 <= cutoff_hz < sr / 2:
+        raise ValueError(f"cutoff_hz must be in [50, {sr / 2}), got {cutoff_hz}")
+    if attenuation_db < 0:
+        raise ValueError(f"attenuation_db must be >= 0, got {attenuation_db}")
+    if y.size == 0:
+        return y.copy()
+    low = scipy.signal.sosfilt(_low_pass(round(cutoff_hz), sr), y).astype(np.float32)
+    return (low + np.float32(10.0 ** (-attenuation_db / 20.0)) * (y - low)).astype(np.float32)
+
+
 @lru_cache(maxsize=4)
 def _telephone_filter(sr: int) -> np.ndarray:
     return scipy.signal.butter(6, TELEPHONE_BAND_HZ, btype="bandpass", fs=sr, output="sos")
@@ -358,6 +385,7 @@ CHAIN_PROBABILITIES: dict[str, float] = {
     "speed": 0.5,  # factor uniform in [0.85, 1.15]
     "pitch": 0.0,  # semitones uniform in [-2, 2] (WSOLA, ~5 ms a clip; effect not measured)
     "shift": 1.0,  # time shift up to 0.1 s
+    "muffle": 0.25,  # high-shelf cut of 6-24 dB above 500-2000 Hz (new in corpus format 9)
     "reverb": 0.3,  # RT60 uniform in [0.2, 0.8] s, direct-to-reverberant ratio in [0, 10] dB
     "noise": 0.8,  # one of `noises`, SNR uniform in `snr_db`
     "telephone": 0.5,  # with 20 ms packet loss in [0, 5] %
@@ -377,7 +405,8 @@ def random_chain(
     """A realistic random mix of signal augmentations for one training clip.
 
     Steps and default probabilities are ``CHAIN_PROBABILITIES`` (speaker: speed, pitch;
-    position: shift; room: reverb, noise; channel: telephone, gain); ``p`` overrides some
+    position: shift; voice or microphone: muffle; room: reverb, noise; channel: telephone,
+    gain); ``p`` overrides some
     of them (e.g. ``{"reverb": 0}``). ``noises``: background recordings at ``sr`` (see
     ``load_noises``); without any, or for a silent clip, the noise step is skipped.
     ``snr_db``: range of the noise SNR (FINDINGS.md's measured gain used 5-25 dB).
@@ -401,6 +430,9 @@ def random_chain(
         y = pitch_shift(y, semitones=float(rng.uniform(-2.0, 2.0)), sr=sr)
     if chosen("shift"):
         y = time_shift(y, max_s=0.1, rng=rng, sr=sr)
+    if chosen("muffle"):
+        cutoff_hz, attenuation_db = float(rng.uniform(500.0, 2000.0)), float(rng.uniform(6.0, 24.0))
+        y = muffle(y, cutoff_hz=cutoff_hz, attenuation_db=attenuation_db, sr=sr)
     if chosen("reverb"):
         rt60_s, drr_db = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.0, 10.0))
         y = reverb(y, rt60_s=rt60_s, drr_db=drr_db, rng=rng, sr=sr)

@@ -102,7 +102,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
