@@ -215,18 +215,23 @@ def test_training_on_two_processes_learns_and_leaves_no_worker(tiny_corpus, tmp_
 
 
 def test_a_base_with_the_same_classes_keeps_its_classifier(tiny_corpus, tmp_path):
-    """Mining rounds continue training: the head is kept unless asked for a new one."""
+    """keep_classifier: a mining round can continue training instead of restarting the head."""
     base = train(_config(tiny_corpus, tmp_path / "base", epochs=1), verbose=0)
     trained = load_model(base)
     labels = tuple(trained.metadata["labels"])
     x = load_split(tiny_corpus, "val")[0][:8, None]
-    kept = make_model(_config(tiny_corpus, tmp_path / "a", init_from=str(base)), labels)
+    kept = make_model(
+        _config(tiny_corpus, tmp_path / "a", init_from=str(base), keep_classifier=True), labels
+    )
     np.testing.assert_allclose(kept.predict(x), trained.predict(x), rtol=1e-5, atol=1e-6)
     fresh = make_model(
-        _config(tiny_corpus, tmp_path / "b", init_from=str(base), new_classifier=True), labels
+        _config(tiny_corpus, tmp_path / "b", init_from=str(base)), labels
     )
     assert not np.allclose(fresh.predict(x), trained.predict(x), atol=1e-3)
-    other = make_model(_config(tiny_corpus, tmp_path / "c", init_from=str(base)), labels[::-1])
+    other = make_model(
+        _config(tiny_corpus, tmp_path / "c", init_from=str(base), keep_classifier=True),
+        labels[::-1],
+    )
     assert not np.allclose(other.predict(x), trained.predict(x), atol=1e-3)
 
 

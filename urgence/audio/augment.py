@@ -385,7 +385,7 @@ CHAIN_PROBABILITIES: dict[str, float] = {
     "speed": 0.5,  # factor uniform in [0.85, 1.15]
     "pitch": 0.0,  # semitones uniform in [-2, 2] (WSOLA, ~5 ms a clip; effect not measured)
     "shift": 1.0,  # time shift up to 0.1 s
-    "muffle": 0.25,  # high-shelf cut of 6-24 dB above 500-2000 Hz (new in corpus format 9)
+    "muffle": 0.0,  # high-shelf cut of 6-24 dB above 500-2000 Hz (BuildConfig.muffle)
     "reverb": 0.3,  # RT60 uniform in [0.2, 0.8] s, direct-to-reverberant ratio in [0, 10] dB
     "noise": 0.8,  # one of `noises`, SNR uniform in `snr_db`
     "telephone": 0.5,  # with 20 ms packet loss in [0, 5] %

@@ -119,6 +119,9 @@ class BuildConfig:
     # espeak voices made of random settings (voice_variants), beside the shipped ones; all
     # training voices. Off by default: the shipped model was trained without (MODEL_CARD.md)
     random_voices: int = 0
+    # share of augmented training copies through ``augment.muffle`` (a muffled voice), in the
+    # corpus and in mining; off by default: a run with 0.25 did not route more calls
+    muffle: float = 0.0
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one
@@ -327,10 +330,19 @@ def running_text(
 
 def confusable_word(confusables: Mapping[str, Sequence[str]], rng: np.random.Generator) -> str:
     """A keyword drawn uniformly, then one of its sound-alikes or neighbours: each keyword
-    gets the same share, however many neighbours it has."""
+    gets the same share, however many neighbours it has. Within a keyword the draw follows
+    Zipf's law on the list's order (hand-written sound-alikes, then neighbours from the most
+    frequent word down; weight 1 / (rank + 1)): the words heard most often ("garde",
+    "regarde" for "gaz") are the negatives met most often (format 9; uniform before)."""
     keywords = [k for k in confusables if confusables[k]]
     words = confusables[keywords[int(rng.integers(len(keywords)))]]
-    return words[int(rng.integers(len(words)))]
+    return words[_zipf_rank(len(words), rng)]
+
+
+def _zipf_rank(n: int, rng: np.random.Generator) -> int:
+    """A rank in [0, n) drawn with probability proportional to 1 / (rank + 1)."""
+    cumulative = np.cumsum(1.0 / np.arange(1, n + 1))
+    return min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), n - 1)
 
 
 # speak(text, target) -> Speech: one synthesiser and voice; target is the word whose span
@@ -587,7 +599,11 @@ def featurize(
         for _ in range(config.augment_copies if train else 1):
             if train:
                 y = augment.random_chain(
-                    clip, rng=rng, noises=train_noises, p=TRAIN_CHAIN_P, snr_db=TRAIN_SNR_DB
+                    clip,
+                    rng=rng,
+                    noises=train_noises,
+                    p={**TRAIN_CHAIN_P, "muffle": config.muffle},
+                    snr_db=TRAIN_SNR_DB,
                 )
                 features = augment.random_feature_chain(
                     log_mel(y, config=feature_config),

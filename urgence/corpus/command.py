@@ -24,6 +24,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="espeak voices of random settings, beside the shipped ones, all training voices (0)",
     )
     build.add_argument(
+        "--muffle",
+        type=float,
+        default=None,
+        help="share of augmented training copies with a muffled voice (0)",
+    )
+    build.add_argument(
         "--pico-voices",
         type=int,
         default=None,
@@ -100,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     given = {
         "voices": args.voices,
         "random_voices": args.random_voices,
+        "muffle": args.muffle,
         "pico_voices": args.pico_voices,
         "seed": args.seed,
         "augment_copies": args.augment_copies,

@@ -180,7 +180,13 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
     def variants(samples: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
         padded = np.concatenate([np.zeros(edge, np.float32), samples, np.zeros(edge, np.float32)])
         chains = [
-            augment.random_chain(padded, rng=rng, noises=noises, p=_CHAIN_P, snr_db=TRAIN_SNR_DB)
+            augment.random_chain(
+                padded,
+                rng=rng,
+                noises=noises,
+                p={**_CHAIN_P, "muffle": build_config.muffle},
+                snr_db=TRAIN_SNR_DB,
+            )
             for _ in range(config.copies)
         ]
         return [padded, *chains]

@@ -9,9 +9,9 @@ Two tasks share one loop:
 
 Transfer learning: ``init_from`` names a trained model whose layers, up to its classifier,
 become the base of the new model; ``freeze_base`` trains only the new head (feature
-extraction), without it the whole network is fine-tuned. A base that already has the task's
-classes (same labels, same order) keeps its classifier too, so that training continues (the
-rounds of hard-example mining) instead of restarting from a random head.
+extraction), without it the whole network is fine-tuned. With ``keep_classifier``, a base
+that already has the task's classes (same labels, same order) keeps its classifier too, so
+that training continues (a round of hard-example mining) instead of restarting a random head.
 
 Every epoch writes ``<run_dir>/last`` (weights + optimiser state) and ``<run_dir>/state.json``
 (epoch, history, generator state, config): ``resume`` continues an interrupted run exactly
@@ -78,9 +78,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     init_from: str | None = None
-    # with init_from and a base of the same labels: a fresh random classifier all the same
-    # (before session 8 every mining round restarted its head this way)
-    new_classifier: bool = False
+    # with init_from and a base of the same labels (a mining round): keep its classifier and
+    # go on training it. Off by default: the shipped recipe restarts a random head each
+    # round, and a run that kept it (MODEL_CARD.md, session 8) routed no more calls
+    keep_classifier: bool = False
     freeze_base: bool = False
     # with init_from: the base's first layers kept as pretrained (e.g. 4: the first
     # convolution block, learnt on real voices); the rest is fine-tuned
@@ -285,7 +286,7 @@ def make_model(config: TrainConfig, labels: tuple[str, ...]) -> Sequential:
         )
     base = load_model(config.init_from)
     body = base.layers[:-2]
-    if base.metadata.get("labels") == list(labels) and not config.new_classifier:
+    if config.keep_classifier and base.metadata.get("labels") == list(labels):
         # the same classes: the trained classifier is kept and training goes on
         head = base.layers[-2:]
     else:
