@@ -79,17 +79,3 @@ def test_running_speech_holds_confusable_words_in_some_sentences():
     # keywords are drawn first: "volet" (vol's only word) as often as gaz's two together
     counts = {w: sum(e.count(w) for e in holding) for w in ("garde", "regarde", "volet")}
     assert 0.7 < counts["volet"] / (counts["garde"] + counts["regarde"]) < 1.4
-
-
-def test_neighbours_are_drawn_by_zipf_rank():
-    from urgence.corpus.build import _zipf_rank, confusable_word
-
-    rng = np.random.default_rng(0)
-    draws = np.array([_zipf_rank(10, rng) for _ in range(20000)])
-    assert draws.min() == 0 and draws.max() == 9
-    expected = (1 / np.arange(1, 11)) / (1 / np.arange(1, 11)).sum()
-    np.testing.assert_allclose(np.bincount(draws, minlength=10) / draws.size, expected, atol=0.01)
-    assert _zipf_rank(1, rng) == 0
-    words = {"gaz": ("garde", "gare", "case"), "vol": ("volet",), "malaise": ()}
-    drawn = {confusable_word(words, rng) for _ in range(200)}
-    assert drawn == {"garde", "gare", "case", "volet"}

@@ -224,9 +224,7 @@ def test_a_base_with_the_same_classes_keeps_its_classifier(tiny_corpus, tmp_path
         _config(tiny_corpus, tmp_path / "a", init_from=str(base), keep_classifier=True), labels
     )
     np.testing.assert_allclose(kept.predict(x), trained.predict(x), rtol=1e-5, atol=1e-6)
-    fresh = make_model(
-        _config(tiny_corpus, tmp_path / "b", init_from=str(base)), labels
-    )
+    fresh = make_model(_config(tiny_corpus, tmp_path / "b", init_from=str(base)), labels)
     assert not np.allclose(fresh.predict(x), trained.predict(x), atol=1e-3)
     other = make_model(
         _config(tiny_corpus, tmp_path / "c", init_from=str(base), keep_classifier=True),

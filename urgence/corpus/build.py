@@ -330,19 +330,12 @@ def running_text(
 
 def confusable_word(confusables: Mapping[str, Sequence[str]], rng: np.random.Generator) -> str:
     """A keyword drawn uniformly, then one of its sound-alikes or neighbours: each keyword
-    gets the same share, however many neighbours it has. Within a keyword the draw follows
-    Zipf's law on the list's order (hand-written sound-alikes, then neighbours from the most
-    frequent word down; weight 1 / (rank + 1)): the words heard most often ("garde",
-    "regarde" for "gaz") are the negatives met most often (format 9; uniform before)."""
+    gets the same share, however many neighbours it has. (Drawing the words by Zipf rank
+    instead, the frequent ones such as "garde" and "regarde" for "gaz" most often, routed no
+    more calls: MODEL_CARD.md, session 8.)"""
     keywords = [k for k in confusables if confusables[k]]
     words = confusables[keywords[int(rng.integers(len(keywords)))]]
-    return words[_zipf_rank(len(words), rng)]
-
-
-def _zipf_rank(n: int, rng: np.random.Generator) -> int:
-    """A rank in [0, n) drawn with probability proportional to 1 / (rank + 1)."""
-    cumulative = np.cumsum(1.0 / np.arange(1, n + 1))
-    return min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), n - 1)
+    return words[int(rng.integers(len(words)))]
 
 
 # speak(text, target) -> Speech: one synthesiser and voice; target is the word whose span
