@@ -406,9 +406,9 @@ def random_chain(
 
     Steps and default probabilities are ``CHAIN_PROBABILITIES`` (speaker: speed, pitch;
     position: shift; voice or microphone: muffle; room: reverb, noise; channel: telephone,
-    gain); ``p`` overrides some
-    of them (e.g. ``{"reverb": 0}``). ``noises``: background recordings at ``sr`` (see
-    ``load_noises``); without any, or for a silent clip, the noise step is skipped.
+    gain); ``p`` overrides some of them (e.g. ``{"reverb": 0}``). ``noises``: background
+    recordings at ``sr`` (see ``load_noises``); without any, or for a silent clip, the noise
+    step is skipped.
     ``snr_db``: range of the noise SNR (FINDINGS.md's measured gain used 5-25 dB).
     (n,) float32 -> (n,) float32, same length.
     """

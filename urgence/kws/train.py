@@ -286,8 +286,12 @@ def make_model(config: TrainConfig, labels: tuple[str, ...]) -> Sequential:
         )
     base = load_model(config.init_from)
     body = base.layers[:-2]
-    if config.keep_classifier and base.metadata.get("labels") == list(labels):
-        # the same classes: the trained classifier is kept and training goes on
+    if config.keep_classifier:
+        if base.metadata.get("labels") != list(labels):
+            raise ValueError(
+                f"keep_classifier needs a base with the task's labels {list(labels)}, "
+                f"{config.init_from} has {base.metadata.get('labels')}"
+            )
         head = base.layers[-2:]
     else:
         # a new classifier (Dense + Softmax) on everything up to and including the layer
