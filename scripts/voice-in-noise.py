@@ -2,9 +2,9 @@
 
 Each keyword in three carrier phrases, each phrase mixed with a random stretch of three
 background noise recordings (the first three files of the folder, as the calls load them)
-at an SNR measured over the whole phrase, as the calls' is, then run through the streaming detector with the model's
-thresholds. Used to tell a voice's noise robustness from its novelty (MODEL_CARD.md,
-session 8: fr+steph and fr+steph3).
+at an SNR measured over the whole phrase, as the calls' is, then run through the streaming
+detector with the model's thresholds. Used to tell a voice's noise robustness from its
+novelty (MODEL_CARD.md, session 8: fr+steph and fr+steph3).
 
 usage: .venv/bin/python scripts/voice-in-noise.py MODEL SNR_DB VOICE... [--noise-dir DIR]
 example: .venv/bin/python scripts/voice-in-noise.py models/kws 7 fr+steph fr+Denis

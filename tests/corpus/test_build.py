@@ -160,6 +160,8 @@ def test_plan_is_deterministic_and_spreads_voices(fake_shared):
 def test_bad_options_raise_build_errors(tmp_path):
     with pytest.raises(BuildError, match="voices"):
         plan_shards(BuildConfig.small(shared=None, voices=0))
+    with pytest.raises(BuildError, match="muffle"):
+        plan_shards(BuildConfig.small(shared=None, muffle=1.5))
     with pytest.raises(BuildError, match="shared data folder not found"):
         build_corpus(tmp_path / "x", BuildConfig.small(shared=str(tmp_path / "nope")))
     assert not (tmp_path / "x").exists()

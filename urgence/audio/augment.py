@@ -259,7 +259,7 @@ def muffle(
     if y.size == 0:
         return y.copy()
     low = scipy.signal.sosfilt(_low_pass(round(cutoff_hz), sr), y).astype(np.float32)
-    return (low + np.float32(10.0 ** (-attenuation_db / 20.0)) * (y - low)).astype(np.float32)
+    return low + np.float32(10.0 ** (-attenuation_db / 20.0)) * (y - low)
 
 
 @lru_cache(maxsize=4)

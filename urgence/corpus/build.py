@@ -245,6 +245,8 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
         )
     voices += voice_variants.names(config.random_voices)
     shards = [ShardSpec(f"espeak-{voice}", "espeak", (voice,)) for voice in voices]
+    if not 0.0 <= config.muffle <= 1.0:
+        raise BuildError(f"--muffle must be a share between 0 and 1, got {config.muffle}")
     if config.pico_voices < 0:
         raise BuildError(f"--pico-voices must be >= 0, got {config.pico_voices}")
     if config.pico_voices and not pico_available():
