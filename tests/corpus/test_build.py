@@ -7,6 +7,7 @@ import soundfile as sf
 
 from urgence.audio.features import FeatureConfig, log_mel
 from urgence.corpus.build import (
+    TRAIN_SNR_DB,
     BuildConfig,
     BuildError,
     build_corpus,
@@ -14,6 +15,7 @@ from urgence.corpus.build import (
     shard_rng,
 )
 from urgence.corpus.dataset import read_npz
+from urgence.corpus.mining import _corpus_build_config
 from urgence.corpus.pico import pico_available
 from urgence.corpus.splits import SPLITS
 from urgence.corpus.vocabulary import KEYWORDS, LABELS, SILENCE, UNKNOWN
@@ -35,6 +37,10 @@ def test_tiny_build_writes_every_file(tiny_corpus):
     assert manifest["labels"] == list(LABELS)
     assert manifest["feature_config"]["n_frames"] == 98
     assert manifest["summary"]["features"]["train"] > 0
+    # mining draws its augmentations from the saved build settings, tuples included
+    saved = _corpus_build_config(tiny_corpus)
+    assert saved.content_key() == BuildConfig.small(shared=saved.shared).content_key()
+    assert saved.train_snr_db == TRAIN_SNR_DB
 
 
 def test_every_class_is_present_with_the_right_sources(tiny_corpus):
@@ -162,6 +168,8 @@ def test_bad_options_raise_build_errors(tmp_path):
         plan_shards(BuildConfig.small(shared=None, voices=0))
     with pytest.raises(BuildError, match="muffle"):
         plan_shards(BuildConfig.small(shared=None, muffle=1.5))
+    with pytest.raises(BuildError, match="train-snr-db"):
+        plan_shards(BuildConfig.small(shared=None, train_snr_db=(20.0, 10.0)))
     with pytest.raises(BuildError, match="shared data folder not found"):
         build_corpus(tmp_path / "x", BuildConfig.small(shared=str(tmp_path / "nope")))
     assert not (tmp_path / "x").exists()

@@ -122,6 +122,8 @@ class BuildConfig:
     # share of augmented training copies through ``augment.muffle`` (a muffled voice), in the
     # corpus and in mining; off by default: a run with 0.25 did not route more calls
     muffle: float = 0.0
+    # noise SNR range (dB) of augmented training copies, in the corpus and in mining
+    train_snr_db: tuple[float, float] = TRAIN_SNR_DB
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one
@@ -160,7 +162,9 @@ class BuildConfig:
         """The parameters that define the corpus content (not how it is built)."""
         key = asdict(self)
         del key["workers"]
-        key["holdout"] = list(self.holdout)
+        for name, value in key.items():
+            if isinstance(value, tuple):  # as JSON gives them back
+                key[name] = list(value)
         for folder in ("shared", "recordings"):
             if key[folder] is not None:
                 key[folder] = str(Path(key[folder]).resolve())
@@ -247,6 +251,9 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
     shards = [ShardSpec(f"espeak-{voice}", "espeak", (voice,)) for voice in voices]
     if not 0.0 <= config.muffle <= 1.0:
         raise BuildError(f"--muffle must be a share between 0 and 1, got {config.muffle}")
+    low, high = config.train_snr_db
+    if not low < high:
+        raise BuildError(f"--train-snr-db needs LOW < HIGH, got {low} {high}")
     if config.pico_voices < 0:
         raise BuildError(f"--pico-voices must be >= 0, got {config.pico_voices}")
     if config.pico_voices and not pico_available():
@@ -598,7 +605,7 @@ def featurize(
                     rng=rng,
                     noises=train_noises,
                     p={**TRAIN_CHAIN_P, "muffle": config.muffle},
-                    snr_db=TRAIN_SNR_DB,
+                    snr_db=config.train_snr_db,
                 )
                 features = augment.random_feature_chain(
                     log_mel(y, config=feature_config),

@@ -30,6 +30,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="share of augmented training copies with a muffled voice (0)",
     )
     build.add_argument(
+        "--train-snr-db",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="noise SNR range in dB of augmented training copies (0 30)",
+    )
+    build.add_argument(
         "--pico-voices",
         type=int,
         default=None,
@@ -107,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         "voices": args.voices,
         "random_voices": args.random_voices,
         "muffle": args.muffle,
+        "train_snr_db": tuple(args.train_snr_db) if args.train_snr_db else None,
         "pico_voices": args.pico_voices,
         "seed": args.seed,
         "augment_copies": args.augment_copies,

@@ -39,7 +39,6 @@ from urgence.audio.features import windows as cut_windows
 from urgence.corpus import phrases
 from urgence.corpus.build import (
     FEATURE_DTYPE,
-    TRAIN_SNR_DB,
     BuildConfig,
     ShardSpec,
     plan_shards,
@@ -185,7 +184,7 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
                 rng=rng,
                 noises=noises,
                 p={**_CHAIN_P, "muffle": build_config.muffle},
-                snr_db=TRAIN_SNR_DB,
+                snr_db=build_config.train_snr_db,
             )
             for _ in range(config.copies)
         ]

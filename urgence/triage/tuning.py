@@ -76,16 +76,48 @@ def tune_for_routing(
     if speech_margin < 0:
         raise ValueError(f"speech_margin must be >= 0, got {speech_margin}")
     config = config_of(model, config)
-    labels = list(model.labels)
-    _, keywords = keyword_columns(labels)
     rate = model.feature_config.sample_rate
-    clip_s = model.feature_config.clip_s
-
     recordings = [samples for samples, _ in calls] + list(speech)
     posteriors = posteriors_of(model, recordings, config, workers=workers)
     durations = [samples.shape[0] / rate for samples in recordings]
-    call_items = [(posteriors[i], durations[i], set(needed)) for i, (_, needed) in enumerate(calls)]
-    speech_items = list(zip(posteriors[len(calls) :], durations[len(calls) :], strict=True))
+    return thresholds_from_posteriors(
+        [(posteriors[i], durations[i], needed) for i, (_, needed) in enumerate(calls)],
+        list(zip(posteriors[len(calls) :], durations[len(calls) :], strict=True)),
+        labels=model.labels,
+        clip_s=model.feature_config.clip_s,
+        candidates=candidates,
+        passes=passes,
+        config=config,
+        false_alarm_cost=false_alarm_cost,
+        speech_margin=speech_margin,
+    )
+
+
+def thresholds_from_posteriors(
+    calls: Sequence[tuple[np.ndarray, float, Sequence[str]]],
+    speech: Sequence[tuple[np.ndarray, float]] = (),
+    *,
+    labels: Sequence[str],
+    clip_s: float = 1.0,
+    candidates: Sequence[float] = CANDIDATES,
+    passes: int = 2,
+    config: DetectorConfig | None = None,
+    false_alarm_cost: float = 10.0,
+    speech_margin: float = SPEECH_MARGIN,
+) -> dict[str, float]:
+    """``tune_for_routing`` on posteriors already computed (``window_posteriors``).
+
+    calls: (posteriors (n_windows, n_labels), duration in s, the services the call needs);
+    speech: (posteriors, duration in s) of recordings without keywords.
+    """
+    if not calls:
+        raise ValueError("tuning needs at least one call")
+    if speech_margin < 0:
+        raise ValueError(f"speech_margin must be >= 0, got {speech_margin}")
+    config = config or DetectorConfig()
+    labels = list(labels)
+    _, keywords = keyword_columns(labels)
+    call_items = [(posteriors, duration_s, set(needed)) for posteriors, duration_s, needed in calls]
 
     def detections(posteriors: np.ndarray, duration_s: float, thresholds: Mapping[str, float]):
         return detections_from_posteriors(
@@ -103,7 +135,7 @@ def tune_for_routing(
             service = route(detections(posteriors, duration_s, thresholds)).service
             right += (service in needed) if needed else (service is None)
         lowered = {k: max(0.0, value - speech_margin) for k, value in thresholds.items()}
-        false_alarms = sum(len(detections(p, d, lowered)) for p, d in speech_items)
+        false_alarms = sum(len(detections(p, d, lowered)) for p, d in speech)
         return right - false_alarm_cost * false_alarms
 
     shared = max(candidates, key=lambda c: (score(dict.fromkeys(keywords, c)), c))
