@@ -12,7 +12,7 @@ from urgence.triage.calls import Call
 from urgence.triage.evaluate_command import Tally, false_alarms_on_speech, report, score_call
 
 
-def make_call(keywords, name="c", voice="fr"):
+def make_call(keywords, name="c", voice="fr", snr_db=10.0):
     return Call(
         name=name,
         samples=np.zeros(16000 * 10, np.float32),
@@ -21,7 +21,7 @@ def make_call(keywords, name="c", voice="fr"):
         keywords=keywords,
         channel="clean",
         noise="n",
-        snr_db=10.0,
+        snr_db=snr_db,
         services=sorted({KEYWORDS[k] for k, _, _ in keywords}),
     )
 
@@ -47,6 +47,14 @@ def test_scoring_counts_routing_delay_and_false_alarms():
     assert result["routing_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert result["all_services_listed"] == pytest.approx(1 / 3, abs=1e-4)
     assert result["routing_accuracy_by_voice"] == {"fr": 1.0, "fr+m1": 0.0}
+    assert result["routing_accuracy_by_snr"] == {"10-15 dB": pytest.approx(2 / 3, abs=1e-4)}
+    score_call(make_call([], voice="fr+m1", snr_db=7.5), [], tally)
+    assert list(report(tally, None, seconds=3.0)["routing_accuracy_by_snr"]) == [
+        "5-10 dB",
+        "10-15 dB",
+    ]
+    assert result["routing_accuracy_by_noise"] == {"n": pytest.approx(2 / 3, abs=1e-4)}
+    assert result["routing_accuracy_by_channel"] == {"clean": pytest.approx(2 / 3, abs=1e-4)}
     assert result["services"]["15"] == {"precision": None, "recall": 0.0, "support": 1}
     assert result["services"]["17"]["precision"] == 0.0
     assert result["services"]["18"] == {"precision": 1.0, "recall": 1.0, "support": 2}

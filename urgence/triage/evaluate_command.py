@@ -97,10 +97,9 @@ class Tally:
     calls: int = 0
     routed: int = 0
     all_listed: int = 0
-    by_channel: Counter = field(default_factory=Counter)
-    by_channel_ok: Counter = field(default_factory=Counter)
-    by_voice: Counter = field(default_factory=Counter)
-    by_voice_ok: Counter = field(default_factory=Counter)
+    # (kind, value) -> calls and calls routed right, kind one of GROUPS
+    groups: Counter = field(default_factory=Counter)
+    groups_ok: Counter = field(default_factory=Counter)
     true_pos: Counter = field(default_factory=Counter)
     false_pos: Counter = field(default_factory=Counter)
     false_neg: Counter = field(default_factory=Counter)
@@ -122,6 +121,30 @@ def _matches(detection, keyword: str, start: float, end: float) -> bool:
     )
 
 
+def _snr_band(snr_db: float) -> str:
+    low = 5 * int(snr_db // 5)
+    return f"{low}-{low + 5} dB"
+
+
+# what routing accuracy is broken down by: report key -> the call's value
+GROUPS = {
+    "channel": lambda call: call.channel,
+    "voice": lambda call: call.voice,
+    "snr": lambda call: _snr_band(call.snr_db),
+    "noise": lambda call: call.noise,
+}
+
+
+def _group_order(item: tuple[tuple[str, str], int]) -> tuple[str, float, str]:
+    (kind, value), _ = item
+    number = value.split("-")[0]
+    return kind, float(number) if number.isdigit() else 0.0, value  # 5-10 dB before 10-15 dB
+
+
+def _groups_of(call) -> list[tuple[str, str]]:
+    return [(kind, value(call)) for kind, value in GROUPS.items()]
+
+
 def score_call(call, emitted, tally: Tally) -> None:
     """Add one call's streamed detections [(Detection, emitted_s)] to the tally."""
     from urgence.triage.router import route
@@ -134,10 +157,9 @@ def score_call(call, emitted, tally: Tally) -> None:
     tally.audio_seconds += call.duration_s
     tally.routed += ok
     tally.all_listed += listed == needed
-    tally.by_channel[call.channel] += 1
-    tally.by_channel_ok[call.channel] += ok
-    tally.by_voice[call.voice] += 1
-    tally.by_voice_ok[call.voice] += ok
+    for key in _groups_of(call):
+        tally.groups[key] += 1
+        tally.groups_ok[key] += ok
     for service in listed | needed:
         tally.true_pos[service] += service in listed and service in needed
         tally.false_pos[service] += service in listed and service not in needed
@@ -266,11 +288,13 @@ def report(tally: Tally, speech: dict[str, Any] | None, seconds: float) -> dict[
         "routing_accuracy": _ratio(tally.routed, tally.calls),
         "routed": tally.routed,
         "all_services_listed": _ratio(tally.all_listed, tally.calls),
-        "routing_accuracy_by_channel": {
-            c: _ratio(tally.by_channel_ok[c], n) for c, n in sorted(tally.by_channel.items())
-        },
-        "routing_accuracy_by_voice": {
-            v: _ratio(tally.by_voice_ok[v], n) for v, n in sorted(tally.by_voice.items())
+        **{
+            f"routing_accuracy_by_{kind}": {
+                value: _ratio(tally.groups_ok[(k, value)], n)
+                for (k, value), n in sorted(tally.groups.items(), key=_group_order)
+                if k == kind
+            }
+            for kind in GROUPS
         },
         "services": services,
         "keyword_recall": _ratio(sum(tally.keywords_found.values()), sum(tally.keywords.values())),
@@ -320,6 +344,11 @@ def print_report(result: dict[str, Any]) -> None:
         for v, r in sorted(result["routing_accuracy_by_voice"].items(), key=lambda item: item[1])
     )
     print(f"  by voice, worst first: {by_voice}")
+    for kind, title in (("snr", "noise SNR"), ("noise", "background")):
+        rates = ", ".join(
+            f"{v} {_pct(r)}" for v, r in result[f"routing_accuracy_by_{kind}"].items()
+        )
+        print(f"  by {title}: {rates}")
     print(f"  every needed service listed: {_pct(result['all_services_listed'])}")
     print("service       precision  recall  calls")
     for service, row in result["services"].items():
