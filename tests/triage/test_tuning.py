@@ -4,7 +4,7 @@ import pytest
 from tests.kws.test_detector import ToneModel, make_call
 from urgence.corpus.vocabulary import KEYWORDS
 from urgence.kws.detector import detect
-from urgence.triage.tuning import posteriors_of, tune_for_routing
+from urgence.triage.tuning import posteriors_of, thresholds_from_posteriors, tune_for_routing
 
 
 def test_thresholds_route_the_calls_and_keep_real_speech_quiet(rng):
@@ -31,6 +31,26 @@ def test_keywords_absent_from_the_calls_keep_the_shared_threshold(rng):
     # by the ascent since no other keyword changes any routing
     assert len(set(thresholds.values())) == 1 and thresholds["gaz"] < 1.5
     assert [d.service for d in detect(ToneModel(thresholds), calls[0][0])] == ["18"]
+
+
+def test_tuning_cached_posteriors_gives_the_same_thresholds(rng):
+    model = ToneModel()
+    calls = [
+        (make_call([("vol", 1.0, 1.6)], 3.0, rng), ["17"]),
+        (make_call([("vol", 1.0, 1.25)], 3.0, rng), []),
+    ]
+    speech = [make_call([("vol", 0.8, 1.05)], 2.0, rng)]
+    candidates = [0.3, 0.5, 0.7, 0.9]
+    direct = tune_for_routing(model, calls, speech, candidates=candidates)
+    posteriors = posteriors_of(model, [samples for samples, _ in calls] + speech)
+    seconds = [len(samples) / 16000 for samples, _ in calls] + [len(speech[0]) / 16000]
+    cached = thresholds_from_posteriors(
+        [(posteriors[i], seconds[i], needed) for i, (_, needed) in enumerate(calls)],
+        [(posteriors[2], seconds[2])],
+        labels=model.labels,
+        candidates=candidates,
+    )
+    assert cached == direct and direct["vol"] > 0.3
 
 
 def test_tuning_needs_calls():
