@@ -122,7 +122,8 @@ class BuildConfig:
     # share of augmented training copies through ``augment.muffle`` (a muffled voice), in the
     # corpus and in mining; off by default: a run with 0.25 did not route more calls
     muffle: float = 0.0
-    # noise SNR range (dB) of augmented training copies, in the corpus and in mining
+    # noise SNR range (dB) of augmented training copies, in the corpus and in mining; a run at
+    # 0-20 dB routed no more calls, not even those at 5-10 dB (MODEL_CARD.md, session 9)
     train_snr_db: tuple[float, float] = TRAIN_SNR_DB
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     seed: int = 0
