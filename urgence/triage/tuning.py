@@ -71,6 +71,7 @@ def tune_for_routing(
     depend on it). Ties keep the current threshold, so a keyword that never matters stays
     at the shared one.
     """
+    # checked again by thresholds_from_posteriors, but before the posteriors are computed
     if not calls:
         raise ValueError("tuning needs at least one call")
     if speech_margin < 0:
