@@ -36,7 +36,7 @@ from urgence.audio.io import load_audio
 from urgence.kws.detector import detections_from_posteriors, window_posteriors
 from urgence.kws.model import KeywordModel
 from urgence.triage.calls import generate_calls, heldout_voices, load_background_noises
-from urgence.triage.evaluate_command import _speech_split
+from urgence.triage.evaluate_command import _speech_split, _tuning_speech
 from urgence.triage.router import route
 from urgence.triage.tuning import thresholds_from_posteriors
 
@@ -53,8 +53,10 @@ def _calls(split: str, noise_dir: str):
 
 
 def _speech(split: str) -> list[np.ndarray]:
-    paths = sorted(SPEECH.rglob("*.wav"))
-    return [load_audio(p) for p in paths if (_speech_split(p) == "test") == (split == "test")]
+    """The prompts `evaluate-calls --tune` reads (val), or those it never reads (test)."""
+    if split == "val":
+        return _tuning_speech(str(SPEECH))
+    return [load_audio(p) for p in sorted(SPEECH.rglob("*.wav")) if _speech_split(p) == "test"]
 
 
 def cache(args: argparse.Namespace) -> None:
