@@ -5,6 +5,7 @@
 # every mined set so far; thresholds. Training runs on 2 processes
 # (urgence.nn.data_parallel), mining on 2 workers.
 # usage: scripts/train-from-nothing.sh OUT_DIR [SHARED_DIR]
+# CORPUS_OPTIONS, if set, is added to the corpus build line (e.g. "--pairs-per-keyword 3").
 # Writes OUT_DIR/kws.{npz,json} and OUT_DIR/times.txt (seconds per step, with the load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,8 @@ U=.venv/bin/urgence
 t0=$(date +%s)
 stamp() { echo "$1 $(($(date +%s) - t0)) s, $(uptime | sed 's/.*load/load/')" | tee -a "$out/times.txt"; }
 stamp start
-$U corpus build --out "$out/corpus" --shared "$shared" --quiet > "$out/corpus.log" 2>&1
+# shellcheck disable=SC2086  # CORPUS_OPTIONS holds several words
+$U corpus build --out "$out/corpus" --shared "$shared" ${CORPUS_OPTIONS:-} --quiet > "$out/corpus.log" 2>&1
 stamp corpus
 $U train --set task=speech_commands --data "$shared/data/speech_commands_v002_test" --set cmn=true --set width=80 \
   --epochs 8 --set processes=2 --out "$out/base/model" --run-dir "$out/base" > "$out/base.log" 2>&1

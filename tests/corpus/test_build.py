@@ -1,5 +1,6 @@
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -170,6 +171,10 @@ def test_bad_options_raise_build_errors(tmp_path):
         plan_shards(BuildConfig.small(shared=None, muffle=1.5))
     with pytest.raises(BuildError, match="train-snr-db"):
         plan_shards(BuildConfig.small(shared=None, train_snr_db=(20.0, 10.0)))
+    with pytest.raises(BuildError, match="natural-running"):
+        plan_shards(BuildConfig.small(shared=None, natural_running=-0.1))
+    with pytest.raises(BuildError, match="pairs-per-keyword"):
+        plan_shards(BuildConfig.small(shared=None, pairs_per_keyword=-1))
     with pytest.raises(BuildError, match="shared data folder not found"):
         build_corpus(tmp_path / "x", BuildConfig.small(shared=str(tmp_path / "nope")))
     assert not (tmp_path / "x").exists()
@@ -180,3 +185,13 @@ def test_shard_generators_depend_on_seed_and_name_only():
     assert np.array_equal(a, shard_rng(0, "espeak-fr").random(3))
     assert not np.array_equal(a, shard_rng(1, "espeak-fr").random(3))
     assert not np.array_equal(a, shard_rng(0, "espeak-fr+m1").random(3))
+
+
+def test_minimal_pairs_are_unknown_clips_of_keyword_phrases(tmp_path):
+    config = BuildConfig.small(shared=None, voices=1, random_voices=0, pico_voices=0)
+    build_corpus(tmp_path / "c", replace(config, pairs_per_keyword=2), verbose=False)
+    clips = np.load(next((tmp_path / "c" / "clips").glob("espeak-*.npz")))
+    pairs = clips["source"] == "espeak-pairs"
+    assert pairs.sum() == 2 * len(KEYWORDS)
+    assert (clips["label"][pairs] == LABELS.index(UNKNOWN)).all()
+    assert not any(k in str(t).split() for t in clips["text"][pairs] for k in KEYWORDS)

@@ -1,13 +1,20 @@
 import numpy as np
 import pytest
 
-from urgence.corpus.build import CONFUSABLE_SHARE, running_text
+from urgence.corpus.build import (
+    CONFUSABLE_SHARE,
+    PAIR_NEIGHBOURS,
+    minimal_pair_phrase,
+    pair_words,
+    running_text,
+)
 from urgence.corpus.neighbours import (
     confusable_words,
     max_distance,
     phoneme_tokens,
     substring_distances,
 )
+from urgence.corpus.phrases import KEYWORD_PHRASES
 from urgence.corpus.synth import SynthesisError, phonemes
 from urgence.corpus.unknown_words import is_keyword_derivative
 from urgence.corpus.vocabulary import KEYWORDS, SOUND_ALIKES
@@ -79,3 +86,21 @@ def test_running_speech_holds_confusable_words_in_some_sentences():
     # keywords are drawn first: "volet" (vol's only word) as often as gaz's two together
     counts = {w: sum(e.count(w) for e in holding) for w in ("garde", "regarde", "volet")}
     assert 0.7 < counts["volet"] / (counts["garde"] + counts["regarde"]) < 1.4
+
+
+def test_minimal_pairs_put_a_close_word_in_the_keyword_place():
+    words = pair_words(confusable_words(), "gaz")
+    assert len(words) == PAIR_NEIGHBOURS and len({w.lower() for w in words}) == len(words)
+    # the hand-written sound-alikes first, then the most frequent neighbours
+    assert words[:2] == ["gazon", "gare"] and {"garde", "regarde"} <= set(words)
+    assert all(w.isalpha() for w in words)
+    assert len(pair_words(confusable_words(), "intoxication")) == 5  # all it has
+    rng = np.random.default_rng(0)
+    vocabulary = ["maison", "rouge"]
+    for _ in range(50):
+        text = minimal_pair_phrase("gaz", "garde", vocabulary, rng)
+        assert "garde" in text.split() and "gaz" not in text.split()
+    # carrier phrases keep their other words: "une fuite de gaz" gives "une fuite de garde"
+    texts = {minimal_pair_phrase("gaz", "garde", vocabulary, rng) for _ in range(200)}
+    carriers = {p.replace("gaz", "garde") for p in KEYWORD_PHRASES["gaz"]}
+    assert carriers & texts and texts - carriers

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import re
 import time
 import zlib
 from collections import Counter
@@ -57,7 +58,7 @@ from urgence.corpus.neighbours import confusable_words
 from urgence.corpus.pico import pico_available, pico_voices, speak_pico
 from urgence.corpus.splits import SPLITS, split_of
 from urgence.corpus.synth import Speech, SynthesisError, french_voices, synthesize
-from urgence.corpus.unknown_words import unknown_words
+from urgence.corpus.unknown_words import natural_vocabulary, unknown_words
 from urgence.corpus.vocabulary import KEYWORDS, LABELS, SILENCE, UNKNOWN
 from urgence.nn.progress import ProgressBar
 
@@ -89,6 +90,12 @@ RANDOM_CONTEXT_SHARE = 0.5
 # (a call's windows never hold a keyword in silence; trained on words in silence only, the
 # model answered `_unknown_` to keywords in running speech)
 CONTEXT_SHARE = 0.5
+# minimal pairs: a keyword's words drawn for them are the first this many single words of its
+# confusable list (the hand-written sound-alikes, then the most frequent phonetic neighbours).
+# Drawn from hundreds of neighbours, each word was spoken about once in a corpus, and a model
+# trained on it heard "gaz" in "gare" and "garde", "violences" in "silence", "vol" in "Paul"
+# (MODEL_CARD.md, session 10)
+PAIR_NEIGHBOURS = 16
 # augmentation: noise SNR range for training copies, and for the one val/test copy
 TRAIN_SNR_DB = (0.0, 30.0)
 EVAL_SNR_DB = (5.0, 25.0)
@@ -102,7 +109,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -125,6 +132,12 @@ class BuildConfig:
     # noise SNR range (dB) of augmented training copies, in the corpus and in mining; a run at
     # 0-20 dB routed no more calls, not even those at 5-10 dB (MODEL_CARD.md, session 9)
     train_snr_db: tuple[float, float] = TRAIN_SNR_DB
+    # share of running-speech sentences (corpus and mining) whose words are drawn as often as
+    # French uses them, function words included (``natural_vocabulary``)
+    natural_running: float = 0.0
+    # per voice and keyword: `_unknown_` clips of the keyword's phrases with one of its closest
+    # words in its place ("une fuite de garde"): minimal pairs (``minimal_pair_phrase``)
+    pairs_per_keyword: int = 0
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one
@@ -252,6 +265,12 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
     shards = [ShardSpec(f"espeak-{voice}", "espeak", (voice,)) for voice in voices]
     if not 0.0 <= config.muffle <= 1.0:
         raise BuildError(f"--muffle must be a share between 0 and 1, got {config.muffle}")
+    if not 0.0 <= config.natural_running <= 1.0:
+        raise BuildError(
+            f"--natural-running must be a share between 0 and 1, got {config.natural_running}"
+        )
+    if config.pairs_per_keyword < 0:
+        raise BuildError(f"--pairs-per-keyword must be >= 0, got {config.pairs_per_keyword}")
     low, high = config.train_snr_db
     if not low < high:
         raise BuildError(f"--train-snr-db needs LOW < HIGH, got {low} {high}")
@@ -321,11 +340,19 @@ def running_text(
     vocabulary: list[str],
     rng: np.random.Generator,
     confusables: Mapping[str, Sequence[str]] | None = None,
+    natural_share: float = 0.0,
 ) -> str:
     """Random words; in ``NUMBERS_SHARE`` of sentences groups of digits among them
     (espeak-ng speaks "06 12 34" as French numbers), and with ``confusables`` (keyword ->
-    words that sound close), in ``CONFUSABLE_SHARE`` of sentences one or two of those."""
-    words = list(rng.choice(vocabulary, int(rng.integers(*RUNNING_SPEECH_WORDS))))
+    words that sound close), in ``CONFUSABLE_SHARE`` of sentences one or two of those.
+    In ``natural_share`` of sentences the words are drawn as often as French uses them
+    (``natural_vocabulary``: "de", "vous"...), in the others uniformly from ``vocabulary``."""
+    n_words = int(rng.integers(*RUNNING_SPEECH_WORDS))
+    if natural_share > 0 and rng.random() < natural_share:
+        natural, probabilities = natural_vocabulary()
+        words = list(rng.choice(natural, n_words, p=probabilities))
+    else:
+        words = list(rng.choice(vocabulary, n_words))
     if rng.random() < NUMBERS_SHARE:
         groups = [str(int(rng.integers(0, 100))).zfill(2) for _ in range(rng.integers(1, 5))]
         if rng.random() < 0.3:
@@ -346,6 +373,29 @@ def confusable_word(confusables: Mapping[str, Sequence[str]], rng: np.random.Gen
     keywords = [k for k in confusables if confusables[k]]
     words = confusables[keywords[int(rng.integers(len(keywords)))]]
     return words[int(rng.integers(len(words)))]
+
+
+def pair_words(confusables: Mapping[str, Sequence[str]], keyword: str) -> list[str]:
+    """The words that may stand in for ``keyword`` in a minimal pair: its first
+    ``PAIR_NEIGHBOURS`` single-word confusables, one spelling each ("Paul", not "paul")."""
+    words: dict[str, str] = {}
+    for word in confusables.get(keyword, ()):
+        if word.isalpha():
+            words.setdefault(word.lower(), word)
+    return list(words.values())[:PAIR_NEIGHBOURS]
+
+
+def minimal_pair_phrase(
+    keyword: str, word: str, vocabulary: list[str], rng: np.random.Generator
+) -> str:
+    """A phrase of ``keyword`` (a carrier phrase or random context, as keyword clips draw
+    them) with ``word`` in the keyword's place: the same neighbours and prosody, a different
+    word, so the model has to hear the keyword itself."""
+    if rng.random() < RANDOM_CONTEXT_SHARE:
+        text = phrases.random_context_phrase(keyword, vocabulary, rng)
+    else:
+        text = phrases.keyword_phrase(keyword, rng)
+    return re.sub(rf"(?<!\w){re.escape(keyword)}(?!\w)", word, text, count=1)
 
 
 # speak(text, target) -> Speech: one synthesiser and voice; target is the word whose span
@@ -426,7 +476,7 @@ def _synthesised_clips(
             )
     for _ in range(config.unknown_per_voice):
         if rng.random() < RUNNING_SPEECH_SHARE:
-            text = running_text(vocabulary, rng, confusables)
+            text = running_text(vocabulary, rng, confusables, config.natural_running)
             try:
                 speech = speak(text, None)
             except SynthesisError:
@@ -444,6 +494,13 @@ def _synthesised_clips(
             attempt(phrases.generic_phrase(word, rng), word, UNKNOWN, "unknown")
         else:
             attempt(word, None, UNKNOWN, "unknown")
+    for keyword in KEYWORDS:
+        candidates = pair_words(confusables, keyword)
+        for _ in range(config.pairs_per_keyword if candidates else 0):
+            word = candidates[int(rng.integers(len(candidates)))]
+            text = minimal_pair_phrase(keyword, word, vocabulary, rng)
+            context = bool(rng.random() < CONTEXT_SHARE)
+            attempt(text, word, UNKNOWN, "pairs", context=context)
 
 
 def _speech_commands_clips(

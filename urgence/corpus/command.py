@@ -38,6 +38,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="noise SNR range in dB of augmented training copies (0 30)",
     )
     build.add_argument(
+        "--natural-running",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of running-speech sentences with words drawn at their French frequency (0)",
+    )
+    build.add_argument(
+        "--pairs-per-keyword",
+        type=int,
+        default=None,
+        metavar="N",
+        help="minimal pairs per voice and keyword: its phrases with a close word in its place (0)",
+    )
+    build.add_argument(
         "--pico-voices",
         type=int,
         default=None,
@@ -116,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         "random_voices": args.random_voices,
         "muffle": args.muffle,
         "train_snr_db": tuple(args.train_snr_db) if args.train_snr_db else None,
+        "natural_running": args.natural_running,
+        "pairs_per_keyword": args.pairs_per_keyword,
         "pico_voices": args.pico_voices,
         "seed": args.seed,
         "augment_copies": args.augment_copies,

@@ -200,7 +200,9 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
         return {key: value.copy() for key, value in _EMPTY_ROWS.items()}
     for _ in range(config.sentences_per_voice):
         try:
-            speech = speak(running_text(vocabulary, rng, confusables), None)
+            speech = speak(
+                running_text(vocabulary, rng, confusables, build_config.natural_running), None
+            )
         except SynthesisError:
             continue
         for samples in variants(speech.samples, rng):
