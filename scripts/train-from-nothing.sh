@@ -5,7 +5,8 @@
 # every mined set so far; thresholds. Training runs on 2 processes
 # (urgence.nn.data_parallel), mining on 2 workers.
 # usage: scripts/train-from-nothing.sh OUT_DIR [SHARED_DIR]
-# CORPUS_OPTIONS, if set, is added to the corpus build line (e.g. "--pairs-per-keyword 3").
+# CORPUS_OPTIONS and MINE_OPTIONS, if set, are added to the corpus build and mining lines
+# (e.g. "--pairs-per-keyword 3").
 # Writes OUT_DIR/kws.{npz,json} and OUT_DIR/times.txt (seconds per step, with the load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +29,9 @@ $U train --data "$out/corpus" --set init_from="$out/base/model" --set cmn=true -
 stamp round0
 mined=""
 for round in 1 2 3; do
+  # shellcheck disable=SC2086
   $U corpus mine --corpus "$out/corpus" --model "$out/round$((round - 1))" --seed $((round - 1)) \
-    --workers 2 --out "$out/corpus/features_mined$round.npz" --quiet > "$out/mine$round.log" 2>&1
+    --workers 2 --out "$out/corpus/features_mined$round.npz" ${MINE_OPTIONS:-} --quiet > "$out/mine$round.log" 2>&1
   stamp "mine$round"
   mined="$mined${mined:+, }\"$out/corpus/features_mined$round.npz\""
   $U train --data "$out/corpus" --set extra_train="[$mined]" --set init_from="$out/round$((round - 1))" \

@@ -104,3 +104,15 @@ def test_cli_refuses_a_folder_that_is_not_a_corpus(tmp_path, capsys):
     code = main(["corpus", "mine", "--corpus", str(tmp_path), "--model", "models/kws"])
     assert code == 2
     assert "not a built corpus" in capsys.readouterr().err
+
+
+def test_minimal_pair_phrases_are_mined_for_hard_negatives(corpus):
+    pairs = MiningConfig(
+        sentences_per_voice=0, phrases_per_keyword=0, copies=0, pairs_per_keyword=1
+    )
+    mined = mine_hard_examples(FixedModel(gaz=0.3, _unknown_=0.7), corpus, pairs)
+    assert len(mined["label"]) and (mined["label"] == LABELS.index(UNKNOWN)).all()
+    assert all(s.endswith("-mined-pair") for s in mined["source"])
+    # a model sure of nothing keeps none of their windows
+    quiet = mine_hard_examples(FixedModel(_unknown_=1.0), corpus, pairs)
+    assert not len(quiet["label"])

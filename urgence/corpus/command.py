@@ -101,6 +101,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mine.add_argument(
         "--phrases-per-keyword", type=int, default=2, help="phrases per voice and keyword (2)"
     )
+    mine.add_argument(
+        "--pairs-per-keyword",
+        type=int,
+        default=0,
+        help="minimal-pair phrases per voice and keyword, mined for hard negatives (0)",
+    )
     mine.add_argument("--seed", type=int, default=0, help="mining seed (0)")
     mine.add_argument(
         "--workers",
@@ -196,6 +202,7 @@ def _mine(args: argparse.Namespace) -> int:
         config = MiningConfig(
             sentences_per_voice=args.sentences_per_voice,
             phrases_per_keyword=args.phrases_per_keyword,
+            pairs_per_keyword=args.pairs_per_keyword,
             seed=args.seed,
         )
         mined = mine_hard_examples(

@@ -41,6 +41,8 @@ from urgence.corpus.build import (
     FEATURE_DTYPE,
     BuildConfig,
     ShardSpec,
+    minimal_pair_phrase,
+    pair_words,
     plan_shards,
     running_text,
     shared_resources,
@@ -67,6 +69,9 @@ class ProbabilityModel(Protocol):
 class MiningConfig:
     sentences_per_voice: int = 12  # running-speech sentences per training voice
     phrases_per_keyword: int = 2  # keyword phrases per training voice and keyword
+    # minimal-pair phrases (``build.minimal_pair_phrase``) per training voice and keyword,
+    # mined for hard negatives like the running speech
+    pairs_per_keyword: int = 0
     copies: int = 2  # noisy / telephone copies of each sentence, beside the clean one
     min_negative_score: float = 0.25
     max_positive_score: float = 0.5
@@ -198,13 +203,12 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
     speaker, engine, speak = synthesiser(spec, build_config, rng)
     if split_of(speaker, holdout=build_config.holdout) != "train":
         return {key: value.copy() for key, value in _EMPTY_ROWS.items()}
-    for _ in range(config.sentences_per_voice):
+
+    def mine_negatives(text: str, source: str) -> None:
         try:
-            speech = speak(
-                running_text(vocabulary, rng, confusables, build_config.natural_running), None
-            )
+            speech = speak(text, None)
         except SynthesisError:
-            continue
+            return
         for samples in variants(speech.samples, rng):
             windows = cut_windows(
                 log_mel(samples, config=features), config=features, hop_frames=hop_frames
@@ -213,7 +217,11 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
                 continue
             best = model.predict_proba(windows)[:, keyword_columns].max(axis=1)
             for i in np.flatnonzero(best >= config.min_negative_score):
-                keep(windows[i], LABELS.index(UNKNOWN), speaker, f"{engine}-mined", best[i])
+                keep(windows[i], LABELS.index(UNKNOWN), speaker, source, best[i])
+
+    for _ in range(config.sentences_per_voice):
+        text = running_text(vocabulary, rng, confusables, build_config.natural_running)
+        mine_negatives(text, f"{engine}-mined")
     for keyword in KEYWORDS:
         column = LABELS.index(keyword)
         for _ in range(config.phrases_per_keyword):
@@ -246,6 +254,13 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
                 for i, score in zip(holding, scores, strict=True):
                     if score < config.max_positive_score:
                         keep(windows[i], column, speaker, f"{engine}-mined-positive", score)
+    for keyword in KEYWORDS:
+        candidates = pair_words(confusables, keyword)
+        for _ in range(config.pairs_per_keyword if candidates else 0):
+            word = candidates[int(rng.integers(len(candidates)))]
+            mine_negatives(
+                minimal_pair_phrase(keyword, word, vocabulary, rng), f"{engine}-mined-pair"
+            )
     if not rows["x"]:
         return {key: value.copy() for key, value in _EMPTY_ROWS.items()}
     return {
