@@ -5,8 +5,8 @@
 # every mined set so far; thresholds. Training runs on 2 processes
 # (urgence.nn.data_parallel), mining on 2 workers.
 # usage: scripts/train-from-nothing.sh OUT_DIR [SHARED_DIR]
-# CORPUS_OPTIONS and MINE_OPTIONS, if set, are added to the corpus build and mining lines
-# (e.g. "--pairs-per-keyword 3").
+# CORPUS_OPTIONS, BASE_OPTIONS and MINE_OPTIONS, if set, are added to the corpus build, base
+# training and mining lines (e.g. "--pairs-per-keyword 3", "--set floor=true").
 # Writes OUT_DIR/kws.{npz,json} and OUT_DIR/times.txt (seconds per step, with the load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,9 @@ stamp start
 # shellcheck disable=SC2086  # CORPUS_OPTIONS holds several words
 $U corpus build --out "$out/corpus" --shared "$shared" ${CORPUS_OPTIONS:-} --quiet > "$out/corpus.log" 2>&1
 stamp corpus
+# shellcheck disable=SC2086
 $U train --set task=speech_commands --data "$shared/data/speech_commands_v002_test" --set cmn=true --set width=80 \
-  --epochs 8 --set processes=2 --out "$out/base/model" --run-dir "$out/base" > "$out/base.log" 2>&1
+  --epochs 8 --set processes=2 ${BASE_OPTIONS:-} --out "$out/base/model" --run-dir "$out/base" > "$out/base.log" 2>&1
 stamp base
 $U train --data "$out/corpus" --set init_from="$out/base/model" --set cmn=true --epochs 1 \
   --set processes=2 --out "$out/round0" --run-dir "$out/round0-run" > "$out/round0.log" 2>&1

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from urgence.kws.architectures import ARCHITECTURES, build, count_macs
-from urgence.nn.layers import MeanNormalization
+from urgence.nn.layers import FloorNormalization, MeanNormalization
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -30,6 +30,17 @@ def test_cmn_makes_the_model_blind_to_a_fixed_band_offset(rng):
     x = rng.standard_normal((2, 1, 40, 98)).astype(np.float32)
     tilt = np.linspace(-3, 3, 40, dtype=np.float32)[None, None, :, None]
     np.testing.assert_allclose(model.predict_proba(x + tilt), model.predict_proba(x), atol=1e-5)
+
+
+def test_floor_normalization_feeds_both_views_and_ignores_a_steady_background(rng, tmp_path):
+    model = build("dscnn", 14, width=8, cmn=True, floor=True)
+    assert isinstance(model.layers[0], FloorNormalization) and model.layers[0].with_mean
+    assert model.layers[1].params["W"].shape[1] == 2  # the first convolution reads 2 channels
+    x = rng.standard_normal((2, 1, 40, 98)).astype(np.float32)
+    tilt = np.linspace(-3, 3, 40, dtype=np.float32)[None, None, :, None]
+    np.testing.assert_allclose(model.predict_proba(x + tilt), model.predict_proba(x), atol=1e-5)
+    alone = build("dscnn", 14, width=8, floor=True)
+    assert not alone.layers[0].with_mean and alone.layers[1].params["W"].shape[1] == 1
 
 
 def test_unknown_architecture_is_a_clear_error():

@@ -148,3 +148,39 @@ def test_channel_major_path_matches_the_general_one(block_values, rng, monkeypat
         np.testing.assert_allclose(rows.grads[key], general.grads[key], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(rows.moving_mean, general.moving_mean, rtol=1e-5)
     np.testing.assert_allclose(rows.moving_var, general.moving_var, rtol=1e-5)
+
+
+@pytest.mark.parametrize("with_mean", [False, True])
+def test_floor_normalization_gradients(with_mean, rng):
+    from urgence.nn.layers import FloorNormalization
+
+    layer = FloorNormalization(0.25, with_mean=with_mean)
+    layer.build((2, 3, 9), rng)
+    result = check_layer_gradients(layer, (2, 3, 9), rng, batch_size=3)
+    assert result.max_error < 1e-7
+
+
+def test_floor_normalization_against_a_loop_and_a_steady_background(rng):
+    from urgence.nn.layers import FloorNormalization, layer_from_config, layer_to_config
+
+    layer = FloorNormalization(0.1)
+    layer.build((1, 4, 98), rng)
+    x = rng.standard_normal((2, 1, 4, 98)).astype(np.float32)
+    out = layer.forward(x)
+    assert out.shape == (2, 2, 4, 98) and out.dtype == np.float32
+    for n in range(2):
+        for band in range(4):
+            row = x[n, 0, band]
+            floor = np.sort(row)[round(0.1 * 97)]  # the 10th quietest of 98 frames
+            np.testing.assert_allclose(out[n, 1, band], row - floor, atol=1e-6)
+            np.testing.assert_allclose(out[n, 0, band], row - row.mean(), atol=1e-6)
+    # a steady per-band level (a background noise floor, a channel gain) changes nothing
+    level = rng.uniform(-5, 5, size=(1, 1, 4, 1)).astype(np.float32)
+    np.testing.assert_allclose(layer.forward(x + level), out, atol=1e-5)
+    alone = FloorNormalization(0.0, with_mean=False)
+    alone.build((1, 4, 98), rng)
+    np.testing.assert_allclose(alone.forward(x).min(axis=3), 0.0, atol=1e-6)
+    rebuilt = layer_from_config(layer_to_config(layer))
+    assert (rebuilt.quantile, rebuilt.with_mean) == (0.1, True)
+    with pytest.raises(LayerError):
+        FloorNormalization(1.5)

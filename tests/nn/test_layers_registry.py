@@ -21,6 +21,7 @@ EXAMPLES = [
     layers.Dropout(0.3),
     layers.BatchNormalization(momentum=0.99, epsilon=1e-5, trainable=False),
     layers.MeanNormalization((2, 3)),
+    layers.FloorNormalization(0.2, with_mean=False),
     layers.ReLU(),
     layers.Sigmoid(),
     layers.Tanh(),

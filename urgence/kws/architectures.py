@@ -26,6 +26,7 @@ from urgence.nn.layers import (
     DepthwiseConv2D,
     Dropout,
     Flatten,
+    FloorNormalization,
     GlobalAveragePooling2D,
     Layer,
     MaxPool2D,
@@ -88,19 +89,24 @@ ARCHITECTURES: dict[str, Callable[..., list[Layer]]] = {
 
 
 def build(
-    name: str, n_classes: int, *, seed: int = 0, cmn: bool = False, **options
+    name: str, n_classes: int, *, seed: int = 0, cmn: bool = False, floor: bool = False, **options
 ) -> Sequential:
     """A keyword model ``name`` (one of ``ARCHITECTURES``) for ``n_classes`` labels.
 
     ``cmn``: start with cepstral mean normalisation (each mel band minus its mean over the
-    window), which removes fixed channel and voice-quality colourings."""
+    window), which removes fixed channel and voice-quality colourings. ``floor``: start with
+    noise-floor normalisation (``FloorNormalization``: each band minus its level in the
+    window's quietest frames), as a second input channel beside the mean-normalised one if
+    ``cmn`` is set too."""
     try:
         make_layers = ARCHITECTURES[name]
     except KeyError:
         known = ", ".join(ARCHITECTURES)
         raise ValueError(f"unknown architecture {name!r}; known: {known}") from None
     layers = make_layers(n_classes, **options)
-    if cmn:
+    if floor:
+        layers.insert(0, FloorNormalization(with_mean=cmn))
+    elif cmn:
         layers.insert(0, MeanNormalization((3,)))
     return Sequential(layers, input_shape=INPUT_SHAPE, seed=seed)
 

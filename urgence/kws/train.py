@@ -63,6 +63,8 @@ class TrainConfig:
     architecture: str = "dscnn"
     width: int = 64
     cmn: bool = False  # cepstral mean normalisation layer first (see architectures.build)
+    # noise-floor normalisation layer first, beside the mean-normalised channel when ``cmn``
+    floor: bool = False
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.003
@@ -282,7 +284,12 @@ def _speech_commands(config: TrainConfig, rng: np.random.Generator):
 def make_model(config: TrainConfig, labels: tuple[str, ...]) -> Sequential:
     if config.init_from is None:
         return architectures.build(
-            config.architecture, len(labels), seed=config.seed, width=config.width, cmn=config.cmn
+            config.architecture,
+            len(labels),
+            seed=config.seed,
+            width=config.width,
+            cmn=config.cmn,
+            floor=config.floor,
         )
     base = load_model(config.init_from)
     body = base.layers[:-2]

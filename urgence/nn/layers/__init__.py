@@ -13,6 +13,7 @@ Conv2D                 W (filters, C_in, kh, kw), b (filters,)
 DepthwiseConv2D        W (C_in * depth_multiplier, 1, kh, kw), b (C_in * depth_multiplier,)
 BatchNormalization     gamma, beta (C,) or (D,); saved state moving_mean, moving_var
 MeanNormalization      none (subtracts each example's mean over some axes)
+FloorNormalization     none (subtracts each row's low quantile over time)
 =====================  ==========================================================
 
 A layer's config is ``{"class": "Conv2D", "config": {...}}``: the class name (a key of
@@ -40,7 +41,11 @@ from urgence.nn.layers.activation import (
 from urgence.nn.layers.base import Layer, LayerError, Shape
 from urgence.nn.layers.conv import Conv2D, DepthwiseConv2D
 from urgence.nn.layers.dense import Dense
-from urgence.nn.layers.normalization import BatchNormalization, MeanNormalization
+from urgence.nn.layers.normalization import (
+    BatchNormalization,
+    FloorNormalization,
+    MeanNormalization,
+)
 from urgence.nn.layers.pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
 from urgence.nn.layers.regularization import Dropout
 from urgence.nn.layers.reshape import Flatten
@@ -58,6 +63,7 @@ LAYERS: dict[str, type[Layer]] = {
         Dropout,
         BatchNormalization,
         MeanNormalization,
+        FloorNormalization,
         Linear,
         ReLU,
         Sigmoid,
@@ -99,6 +105,7 @@ __all__ = [
     "AvgPool2D",
     "BatchNormalization",
     "MeanNormalization",
+    "FloorNormalization",
     "Conv2D",
     "Dense",
     "DepthwiseConv2D",

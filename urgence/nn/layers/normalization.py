@@ -252,3 +252,70 @@ class MeanNormalization(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axes": list(self.axes)}
+
+
+class FloorNormalization(Layer):
+    """Subtract each row's noise floor: a low quantile over the last (time) axis.
+
+    On a log-mel window (N, C, n_mels, T), every band loses the level it keeps in its quietest
+    frames (the ``quantile``-th of T, an order statistic: with the default 0.1 the 10th
+    quietest of 98), so what remains is how far each frame stands above that band's
+    background: a steady noise of any colour or level becomes about 0 in every band, and a
+    voice counts by its local signal-to-noise ratio rather than its level. Mean normalisation
+    (``MeanNormalization``) keeps the noise in and subtracts the speech's own average too.
+
+    ``with_mean``: also output the mean-normalised window as a second set of channels,
+    (N, 2C, H, T): the model sees both. No parameters; identical in training and inference.
+    x: (N, C, H, T) float -> (N, C or 2C, H, T), same dtype.
+    """
+
+    def __init__(self, quantile: float = 0.1, with_mean: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= quantile <= 1.0:
+            raise LayerError(f"FloorNormalization: quantile must be in [0, 1], got {quantile}")
+        self.quantile = float(quantile)
+        self.with_mean = bool(with_mean)
+        self._floor_index: np.ndarray | None = None
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise LayerError(
+                f"FloorNormalization: expected inputs (N, C, H, T), got (N, {input_shape})"
+            )
+        channels, height, time = input_shape
+        return (2 * channels if self.with_mean else channels, height, time)
+
+    def _order(self, time: int) -> int:
+        return round(self.quantile * (time - 1))
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x)
+        k = self._order(x.shape[3])
+        index = np.argpartition(x, k, axis=3)[..., k : k + 1]
+        floored = x - np.take_along_axis(x, index, axis=3)
+        if training:
+            self._floor_index = index
+        if not self.with_mean:
+            return floored
+        return np.concatenate([x - x.mean(axis=3, keepdims=True), floored], axis=1)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        if not self.needs_input_grad:
+            return None
+        if self._floor_index is None:
+            raise LayerError("FloorNormalization: backward() needs a forward(training=True)")
+        channels = self.input_shape[0]
+        grad_floor = grad_out[:, channels:] if self.with_mean else grad_out
+        # x - x[floor]: the gradient reaches every frame, minus the row's total at the floor
+        grad = np.array(grad_floor, copy=True)
+        total = np.take_along_axis(grad, self._floor_index, axis=3) - grad_floor.sum(
+            axis=3, keepdims=True
+        )
+        np.put_along_axis(grad, self._floor_index, total, axis=3)
+        if self.with_mean:
+            grad_mean = grad_out[:, :channels]
+            grad += grad_mean - grad_mean.mean(axis=3, keepdims=True)
+        return grad
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "quantile": self.quantile, "with_mean": self.with_mean}
