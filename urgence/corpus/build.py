@@ -33,7 +33,7 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -398,6 +398,21 @@ def minimal_pair_phrase(
     return re.sub(rf"(?<!\w){re.escape(keyword)}(?!\w)", word, text, count=1)
 
 
+def minimal_pairs(
+    keyword: str,
+    count: int,
+    confusables: Mapping[str, Sequence[str]],
+    vocabulary: list[str],
+    rng: np.random.Generator,
+) -> Iterator[tuple[str, str]]:
+    """``count`` minimal pairs of ``keyword`` as (word, phrase), each word drawn from
+    ``pair_words``; none for a keyword without confusables."""
+    candidates = pair_words(confusables, keyword)
+    for _ in range(count if candidates else 0):
+        word = candidates[int(rng.integers(len(candidates)))]
+        yield word, minimal_pair_phrase(keyword, word, vocabulary, rng)
+
+
 # speak(text, target) -> Speech: one synthesiser and voice; target is the word whose span
 # the caller needs (a synthesiser without word timings speaks around it in pieces)
 Speaker = Callable[[str, "str | None"], Speech]
@@ -495,12 +510,9 @@ def _synthesised_clips(
         else:
             attempt(word, None, UNKNOWN, "unknown")
     for keyword in KEYWORDS:
-        candidates = pair_words(confusables, keyword)
-        for _ in range(config.pairs_per_keyword if candidates else 0):
-            word = candidates[int(rng.integers(len(candidates)))]
-            text = minimal_pair_phrase(keyword, word, vocabulary, rng)
-            context = bool(rng.random() < CONTEXT_SHARE)
-            attempt(text, word, UNKNOWN, "pairs", context=context)
+        pairs = minimal_pairs(keyword, config.pairs_per_keyword, confusables, vocabulary, rng)
+        for word, text in pairs:
+            attempt(text, word, UNKNOWN, "pairs", context=bool(rng.random() < CONTEXT_SHARE))
 
 
 def _speech_commands_clips(

@@ -41,8 +41,7 @@ from urgence.corpus.build import (
     FEATURE_DTYPE,
     BuildConfig,
     ShardSpec,
-    minimal_pair_phrase,
-    pair_words,
+    minimal_pairs,
     plan_shards,
     running_text,
     shared_resources,
@@ -255,12 +254,9 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
                     if score < config.max_positive_score:
                         keep(windows[i], column, speaker, f"{engine}-mined-positive", score)
     for keyword in KEYWORDS:
-        candidates = pair_words(confusables, keyword)
-        for _ in range(config.pairs_per_keyword if candidates else 0):
-            word = candidates[int(rng.integers(len(candidates)))]
-            mine_negatives(
-                minimal_pair_phrase(keyword, word, vocabulary, rng), f"{engine}-mined-pair"
-            )
+        pairs = minimal_pairs(keyword, config.pairs_per_keyword, confusables, vocabulary, rng)
+        for _, text in pairs:
+            mine_negatives(text, f"{engine}-mined-pair")
     if not rows["x"]:
         return {key: value.copy() for key, value in _EMPTY_ROWS.items()}
     return {

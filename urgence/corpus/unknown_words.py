@@ -74,8 +74,9 @@ def natural_vocabulary(n_words: int = 5000) -> tuple[tuple[str, ...], np.ndarray
     """(words, probabilities): the ``n_words`` most frequent French words of ``wordfreq``,
     short function words included ("de", "la", "vous"), without elided fragments or keyword
     derivatives, each drawn as often as French uses it. Drawn this way, random words sound
-    like the running speech of calls, where a dozen small words make half of what is said;
-    ``french_vocabulary`` (three letters or more, drawn uniformly) has none of them."""
+    more like running speech, where the 50 most frequent words make half of what is said
+    (the 12 first, "de" to "a", 30%); ``french_vocabulary`` (three letters or more, drawn
+    uniformly) has none of the short ones."""
     if n_words <= 0:
         raise ValueError(f"n_words must be positive, got {n_words}")
     from wordfreq import top_n_list, word_frequency
