@@ -33,14 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from urgence.audio.io import load_audio
+from urgence.corpus.synth import SAMPLE_RATE
 from urgence.kws.detector import detections_from_posteriors, window_posteriors
 from urgence.kws.model import KeywordModel
 from urgence.triage.calls import generate_calls, heldout_voices, load_background_noises
-from urgence.triage.evaluate_command import _speech_split, _tuning_speech
+from urgence.triage.evaluate_command import ASTERISK_SOUNDS, _speech_split, _tuning_speech
 from urgence.triage.router import route
 from urgence.triage.tuning import thresholds_from_posteriors
 
-SPEECH = Path("/usr/share/asterisk/sounds")
 SETS = {"val": ("val_calls", "tune_speech", 1), "test": ("test_calls", "test_speech", 7)}
 
 
@@ -55,8 +55,9 @@ def _calls(split: str, noise_dir: str):
 def _speech(split: str) -> list[np.ndarray]:
     """The prompts `evaluate-calls --tune` reads (val), or those it never reads (test)."""
     if split == "val":
-        return _tuning_speech(str(SPEECH))
-    return [load_audio(p) for p in sorted(SPEECH.rglob("*.wav")) if _speech_split(p) == "test"]
+        return _tuning_speech(str(ASTERISK_SOUNDS))
+    prompts = sorted(ASTERISK_SOUNDS.rglob("*.wav"))
+    return [load_audio(p) for p in prompts if _speech_split(p) == "test"]
 
 
 def cache(args: argparse.Namespace) -> None:
@@ -77,7 +78,9 @@ def cache(args: argparse.Namespace) -> None:
                 arrays, meta = {}, []
                 for i, (samples, services, snr_db) in enumerate(recordings):
                     arrays[f"p{i}"] = window_posteriors(model, samples)
-                    meta.append({"services": services, "dur": len(samples) / 16000, "snr": snr_db})
+                    meta.append(
+                        {"services": services, "dur": len(samples) / SAMPLE_RATE, "snr": snr_db}
+                    )
                 np.savez(folder / f"{set_name}.npz", meta=json.dumps(meta), **arrays)
             print(f"{name}: {split} cached", flush=True)
 
