@@ -20,7 +20,13 @@ if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != "0" ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-installable() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
+# The policy is read whole before grep: with pipefail, `apt-cache policy | grep -q` fails
+# whenever grep exits before apt-cache has written everything (SIGPIPE).
+installable() {
+  local policy
+  policy=$(apt-cache policy "$1" 2>/dev/null)
+  grep -q 'Candidate: [^(]' <<<"$policy"
+}
 if ! installable libttspico-utils && grep -q '^ID=debian' /etc/os-release; then
   # Pico's code is Apache-2.0, but its voice data comes without the sources that built it,
   # so Debian ships it in the non-free component, which a default install does not list.
