@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,15 @@ def test_minimal_pair_phrases_are_mined_for_hard_negatives(corpus):
     # a model sure of nothing keeps none of their windows
     quiet = mine_hard_examples(FixedModel(_unknown_=1.0), corpus, pairs)
     assert not len(quiet["label"])
+    # pairs for one keyword only: one phrase per voice instead of twelve
+    gaz_only = dataclasses.replace(pairs, pair_keywords=("gaz",))
+    few = mine_hard_examples(FixedModel(gaz=0.3, _unknown_=0.7), corpus, gaz_only)
+    assert 0 < len(few["label"]) < len(mined["label"]) / 4
+
+
+def test_cli_refuses_minimal_pairs_for_a_non_keyword(tmp_path, capsys):
+    args = ["corpus", "mine", "--corpus", str(tmp_path), "--pair-keywords", "gaz,_unknown_"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "only keywords get minimal pairs" in capsys.readouterr().err

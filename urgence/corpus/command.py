@@ -107,6 +107,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="minimal-pair phrases per voice and keyword, mined for hard negatives (0)",
     )
+    mine.add_argument(
+        "--pair-keywords",
+        type=_keyword_list,
+        default=(),
+        metavar="KW,KW",
+        help="the keywords that get minimal-pair phrases, comma-separated (all)",
+    )
     mine.add_argument("--seed", type=int, default=0, help="mining seed (0)")
     mine.add_argument(
         "--workers",
@@ -122,6 +129,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         description="List the usable recordings per speaker and keyword and every problem.",
     )
     check.add_argument("root", help="recordings folder")
+
+
+def _keyword_list(text: str) -> tuple[str, ...]:
+    """Keywords named in a comma-separated list, with or without accents."""
+    from urgence.corpus.vocabulary import KEYWORDS, keyword_from_name
+
+    try:
+        names = [keyword_from_name(name) for name in text.split(",") if name.strip()]
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not all(name in KEYWORDS for name in names):
+        raise argparse.ArgumentTypeError(f"only keywords get minimal pairs, not {text!r}")
+    return tuple(names)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -203,6 +223,7 @@ def _mine(args: argparse.Namespace) -> int:
             sentences_per_voice=args.sentences_per_voice,
             phrases_per_keyword=args.phrases_per_keyword,
             pairs_per_keyword=args.pairs_per_keyword,
+            pair_keywords=args.pair_keywords,
             seed=args.seed,
         )
         mined = mine_hard_examples(

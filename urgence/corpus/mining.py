@@ -71,6 +71,9 @@ class MiningConfig:
     # minimal-pair phrases (``build.minimal_pair_phrase``) per training voice and keyword,
     # mined for hard negatives like the running speech
     pairs_per_keyword: int = 0
+    # the keywords that get minimal pairs (empty: all). Only "gaz" and "vol" have hundreds
+    # of neighbours (475, 363), each heard about once in a corpus; the others have 5-40.
+    pair_keywords: tuple[str, ...] = ()
     copies: int = 2  # noisy / telephone copies of each sentence, beside the clean one
     min_negative_score: float = 0.25
     max_positive_score: float = 0.5
@@ -253,7 +256,7 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
                 for i, score in zip(holding, scores, strict=True):
                     if score < config.max_positive_score:
                         keep(windows[i], column, speaker, f"{engine}-mined-positive", score)
-    for keyword in KEYWORDS:
+    for keyword in config.pair_keywords or KEYWORDS:
         pairs = minimal_pairs(keyword, config.pairs_per_keyword, confusables, vocabulary, rng)
         for _, text in pairs:
             mine_negatives(text, f"{engine}-mined-pair")
