@@ -72,7 +72,7 @@ class MiningConfig:
     # mined for hard negatives like the running speech
     pairs_per_keyword: int = 0
     # the keywords that get minimal pairs (empty: all). Only "gaz" and "vol" have hundreds
-    # of neighbours (475, 363), each heard about once in a corpus; the others have 5-40.
+    # of neighbours (475, 367), each heard about once in a corpus; the others have 5-40.
     pair_keywords: tuple[str, ...] = ()
     copies: int = 2  # noisy / telephone copies of each sentence, beside the clean one
     min_negative_score: float = 0.25
