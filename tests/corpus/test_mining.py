@@ -130,3 +130,8 @@ def test_cli_refuses_minimal_pairs_for_a_non_keyword(tmp_path, capsys):
         main(args)
     assert exit_info.value.code == 2
     assert "only keywords get minimal pairs" in capsys.readouterr().err
+
+
+def test_mining_config_refuses_minimal_pairs_for_a_non_keyword():
+    with pytest.raises(ValueError, match="pair_keywords"):
+        MiningConfig(pairs_per_keyword=1, pair_keywords=("gaz", "garde"))

@@ -82,6 +82,12 @@ class MiningConfig:
     edge_s: float = 0.5  # silence around each sentence, as the detector pads a call
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # checked here, not in a worker process, where a bad name would end in a KeyError
+        unknown = [k for k in self.pair_keywords if k not in KEYWORDS]
+        if unknown:
+            raise ValueError(f"pair_keywords must be keywords, not {unknown}")
+
 
 def _corpus_build_config(corpus: Path) -> BuildConfig:
     saved = json.loads((corpus / "build.json").read_text(encoding="utf-8"))["config"]
