@@ -6,9 +6,10 @@ post-processing, in seconds instead of minutes.
   cache MODEL... --out-root DIR   posteriors of each model (DIR/<model name>/) on the 300
                                   validation calls (seed 1), the tuning prompts, the 300
                                   test calls (seed 7) and the held-out prompts; the calls are
-                                  synthesised once for all models: cache together the models
-                                  to compare (espeak-ng is not bit-for-bit repeatable, so two
-                                  syntheses of the same calls differ, and so do their figures)
+                                  synthesised once and kept in DIR/audio/, so that models
+                                  cached later hear the very same calls (espeak-ng is not
+                                  bit-for-bit repeatable: two syntheses of the same calls
+                                  differ, and their figures by up to 3 points)
   ensemble SYSTEM... --out-root DIR
                                   each SYSTEM is model names joined by "+" (a prefix "geo:"
                                   takes the geometric mean instead of the arithmetic one):
@@ -60,14 +61,28 @@ def _speech(split: str) -> list[np.ndarray]:
     return [load_audio(p) for p in prompts if _speech_split(p) == "test"]
 
 
+def _calls_once(split: str, args: argparse.Namespace) -> list[tuple[np.ndarray, list, float]]:
+    """The split's calls as (samples, services, SNR): synthesised, or read from OUT_ROOT/audio/
+    where an earlier `cache` saved them, so that models cached later hear the same calls."""
+    path = Path(args.out_root) / "audio" / f"{split}_calls.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            return [(data[f"a{i}"], m["services"], m["snr"]) for i, m in enumerate(meta)]
+    calls = [(c.samples, c.services, c.snr_db) for c in _calls(split, args.noise_dir)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps([{"services": services, "snr": snr} for _, services, snr in calls])
+    np.savez(path, meta=meta, **{f"a{i}": samples for i, (samples, _, _) in enumerate(calls)})
+    return calls
+
+
 def cache(args: argparse.Namespace) -> None:
     models = {
         Path(m).name if Path(m).name != "kws" else Path(m).parent.name: m for m in args.models
     }
     for split, (calls_name, speech_name, _) in SETS.items():
-        calls = _calls(split, args.noise_dir)
         items = {
-            calls_name: [(c.samples, c.services, c.snr_db) for c in calls],
+            calls_name: _calls_once(split, args),
             speech_name: [(s, [], None) for s in _speech(split)],
         }
         for name, path in models.items():

@@ -6,7 +6,8 @@
 # (urgence.nn.data_parallel), mining on 2 workers.
 # usage: scripts/train-from-nothing.sh OUT_DIR [SHARED_DIR]
 # CORPUS_OPTIONS, BASE_OPTIONS and MINE_OPTIONS, if set, are added to the corpus build, base
-# training and mining lines (e.g. "--pairs-per-keyword 3", "--set floor=true").
+# training and mining lines (e.g. "--pairs-per-keyword 3", "--set floor=true"). ROUNDS (default
+# 3) is the number of mining rounds.
 # Writes OUT_DIR/kws.{npz,json} and OUT_DIR/times.txt (seconds per step, with the load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,8 @@ $U train --data "$out/corpus" --set init_from="$out/base/model" --set cmn=true -
   --set processes=2 --out "$out/round0" --run-dir "$out/round0-run" > "$out/round0.log" 2>&1
 stamp round0
 mined=""
-for round in 1 2 3; do
+rounds=${ROUNDS:-3}
+for round in $(seq 1 "$rounds"); do
   # shellcheck disable=SC2086
   $U corpus mine --corpus "$out/corpus" --model "$out/round$((round - 1))" --seed $((round - 1)) \
     --workers 2 --out "$out/corpus/features_mined$round.npz" ${MINE_OPTIONS:-} --quiet > "$out/mine$round.log" 2>&1
@@ -40,7 +42,7 @@ for round in 1 2 3; do
     --run-dir "$out/round$round-run" > "$out/round$round.log" 2>&1
   stamp "round$round"
 done
-cp "$out/round3.npz" "$out/kws.npz"
-cp "$out/round3.json" "$out/kws.json"
+cp "$out/round$rounds.npz" "$out/kws.npz"
+cp "$out/round$rounds.json" "$out/kws.json"
 $U evaluate-calls --tune --calls 300 --seed 1 --model "$out/kws" --shared "$shared" > "$out/tune.log" 2>&1
 stamp thresholds
