@@ -14,10 +14,13 @@ from urgence.triage.calls import (
     TWO_KEYWORD_SENTENCES,
     TWO_SERVICE_PAIRS,
     CallPlan,
+    CallsFileError,
     generate_calls,
     heldout_voices,
     keyword_sentence,
+    load_calls,
     plan_call,
+    save_calls,
     speak_plan,
 )
 
@@ -102,3 +105,42 @@ def test_validation_voices_are_another_held_out_split():
     assert val and not set(val) & set(heldout_voices())
     with pytest.raises(ValueError):
         heldout_voices("train")
+
+
+def test_saved_calls_come_back_identical(rng, tmp_path):
+    noises = {"hum": (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)}
+    calls = generate_calls(4, rng, noises=noises, two_service_share=0.25)
+    recipe = {"calls": 4, "seed": 3, "voices": "test", "noises": ["hum"]}
+    path = tmp_path / "calls.npz"
+    save_calls(path, calls, recipe=recipe)
+    back = load_calls(path, recipe=dict(recipe))
+    assert [c.name for c in back] == [c.name for c in calls]
+    for original, loaded in zip(calls, back, strict=True):
+        assert np.array_equal(original.samples, loaded.samples)
+        assert loaded.samples.dtype == np.float32
+        assert (loaded.text, loaded.voice, loaded.channel, loaded.noise) == (
+            original.text,
+            original.voice,
+            original.channel,
+            original.noise,
+        )
+        assert loaded.keywords == original.keywords and loaded.services == original.services
+        assert loaded.snr_db == original.snr_db
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_saved_calls_of_another_recipe_or_a_broken_file_are_refused(rng, tmp_path):
+    noises = {"hum": (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)}
+    recipe = {"calls": 1, "seed": 0, "voices": "test", "noises": ["hum"]}
+    path = tmp_path / "calls.npz"
+    save_calls(path, generate_calls(1, rng, noises=noises), recipe=recipe)
+    with pytest.raises(CallsFileError, match="generated with"):
+        load_calls(path, recipe={**recipe, "seed": 1})
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CallsFileError, match="cannot read"):
+        load_calls(broken, recipe=recipe)
+    other = tmp_path / "other.npz"
+    np.savez(other, description=np.array('{"format": "something else"}'))
+    with pytest.raises(CallsFileError, match="not a file of generated calls"):
+        load_calls(other, recipe=recipe)

@@ -109,6 +109,43 @@ def test_command_end_to_end(tmp_path, incendie_model_path, capsys):
     assert "routing accuracy" in capsys.readouterr().out
 
 
+def test_saved_calls_are_read_back_instead_of_synthesised(
+    tmp_path, incendie_model_path, capsys, monkeypatch
+):
+    noise = tmp_path / "shared" / "data" / "background_noise"
+    noise.mkdir(parents=True)
+    sf.write(noise / "hum.wav", 0.1 * np.sin(np.arange(16000) / 5), 16000)
+    saved = tmp_path / "calls" / "test.npz"
+    args = [
+        "evaluate-calls",
+        "--calls",
+        "3",
+        "--model",
+        str(incendie_model_path),
+        "--shared",
+        str(tmp_path / "shared"),
+        "--speech",
+        "",
+        "--json",
+        "--calls-audio",
+        str(saved),
+    ]
+    assert main(args) == 0 and saved.exists()
+    first = json.loads(capsys.readouterr().out)
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("the saved calls should have been read")
+
+    monkeypatch.setattr("urgence.triage.calls.generate_calls", no_synthesis)
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    for key in ("routing_accuracy", "keyword_recall", "misrouted", "stray_detections"):
+        assert second.get(key) == first.get(key)
+    # the same file asked for with another seed: refused, not silently reused
+    assert main([*args, "--seed", "5"]) == 2
+    assert "generated with" in capsys.readouterr().err
+
+
 def test_command_without_noise_folder_is_a_clear_error(tmp_path, incendie_model_path, capsys):
     status = main(
         [

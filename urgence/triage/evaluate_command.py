@@ -17,6 +17,11 @@ each through the detector in 100 ms chunks, routes it, and reports:
 ``--tune`` instead chooses the per-keyword thresholds on calls of the validation voices and on
 the real speech outside its test split, and stores them in the model file
 (``urgence.triage.tuning``; ``--objective f1``: ``urgence.kws.detector.tune_thresholds``).
+
+``--calls-audio PATH`` keeps the generated calls: the first run writes them to PATH, later
+runs with the same ``--calls``, ``--seed`` and ``--tune`` read them back. espeak-ng is not
+bit-for-bit repeatable, and two syntheses of the same 300 calls routed up to 6 points
+apart with one model (session 12): two models are compared on one saved set.
 """
 
 from __future__ import annotations
@@ -80,6 +85,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="CALLS",
         help="with --tune --objective routing: how many calls routed right one false alarm "
         "on --speech is worth (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--calls-audio",
+        metavar="PATH",
+        help="keep the generated calls in PATH (.npz): written if missing, read if present, so "
+        "that models are compared on the very same audio (it must have been made with the "
+        "same --calls, --seed, --tune and background noises)",
     )
     parser.add_argument(
         "--workers",
@@ -437,7 +449,14 @@ def run(args: argparse.Namespace) -> int:
     from urgence.audio.io import AudioError
     from urgence.kws.detector import detect_streaming
     from urgence.kws.model import KeywordModel, ModelFileError
-    from urgence.triage.calls import generate_calls, heldout_voices, load_background_noises
+    from urgence.triage.calls import (
+        CallsFileError,
+        generate_calls,
+        heldout_voices,
+        load_background_noises,
+        load_calls,
+        save_calls,
+    )
 
     if args.calls < 1:
         print("urgence evaluate-calls: --calls must be >= 1", file=sys.stderr)
@@ -451,14 +470,24 @@ def run(args: argparse.Namespace) -> int:
     except (ModelFileError, AudioError) as exc:
         print(f"urgence evaluate-calls: {exc}", file=sys.stderr)
         return 2
-    rng = np.random.default_rng(args.seed)
+    split = "val" if args.tune else "test"
+    recipe = {"calls": args.calls, "seed": args.seed, "voices": split, "noises": sorted(noises)}
+    if args.calls_audio and Path(args.calls_audio).exists():
+        try:
+            calls = load_calls(args.calls_audio, recipe=recipe)
+        except CallsFileError as exc:
+            print(f"urgence evaluate-calls: {exc}", file=sys.stderr)
+            return 2
+    else:
+        rng = np.random.default_rng(args.seed)
+        calls = generate_calls(args.calls, rng, noises=noises, voices=heldout_voices(split))
+        if args.calls_audio:
+            try:
+                save_calls(args.calls_audio, calls, recipe=recipe)
+            except OSError as exc:  # the evaluation goes on without the saved copy
+                print(f"urgence evaluate-calls: calls not saved: {exc}", file=sys.stderr)
     if args.tune:
-        return tune(
-            model,
-            args,
-            generate_calls(args.calls, rng, noises=noises, voices=heldout_voices("val")),
-        )
-    calls = generate_calls(args.calls, rng, noises=noises)
+        return tune(model, args, calls)
     tally = Tally()
     with _one_blas_thread():
         started = time.process_time()  # CPU time: other programs on the machine do not count
