@@ -85,22 +85,18 @@ def test_false_alarms_on_a_speech_folder(tmp_path, incendie_model_path):
     assert result["false_alarms"] == 2 and result["keywords"] == {"incendie": 2}
 
 
-def test_command_end_to_end(tmp_path, incendie_model_path, capsys):
+def evaluate_calls_args(tmp_path, model_path) -> list[str]:
+    """`urgence evaluate-calls` of 3 calls with a hum as the only noise, no real speech, JSON."""
     noise = tmp_path / "shared" / "data" / "background_noise"
     noise.mkdir(parents=True)
     sf.write(noise / "hum.wav", 0.1 * np.sin(np.arange(16000) / 5), 16000)
-    args = [
-        "evaluate-calls",
-        "--calls",
-        "3",
-        "--model",
-        str(incendie_model_path),
-        "--shared",
-        str(tmp_path / "shared"),
-        "--speech",
-        "",
-        "--json",
-    ]
+    shared = str(tmp_path / "shared")
+    model = str(model_path)
+    return ["evaluate-calls", "--calls", "3", "--model", model, "--shared", shared]
+
+
+def test_command_end_to_end(tmp_path, incendie_model_path, capsys):
+    args = [*evaluate_calls_args(tmp_path, incendie_model_path), "--speech", "", "--json"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["calls"] == 3 and 0.0 <= result["routing_accuracy"] <= 1.0
@@ -112,24 +108,9 @@ def test_command_end_to_end(tmp_path, incendie_model_path, capsys):
 def test_saved_calls_are_read_back_instead_of_synthesised(
     tmp_path, incendie_model_path, capsys, monkeypatch
 ):
-    noise = tmp_path / "shared" / "data" / "background_noise"
-    noise.mkdir(parents=True)
-    sf.write(noise / "hum.wav", 0.1 * np.sin(np.arange(16000) / 5), 16000)
     saved = tmp_path / "calls" / "test.npz"
-    args = [
-        "evaluate-calls",
-        "--calls",
-        "3",
-        "--model",
-        str(incendie_model_path),
-        "--shared",
-        str(tmp_path / "shared"),
-        "--speech",
-        "",
-        "--json",
-        "--calls-audio",
-        str(saved),
-    ]
+    args = [*evaluate_calls_args(tmp_path, incendie_model_path), "--speech", "", "--json"]
+    args += ["--calls-audio", str(saved)]
     assert main(args) == 0 and saved.exists()
     first = json.loads(capsys.readouterr().out)
 
