@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -413,7 +413,10 @@ def save_calls(path: str | Path, calls: Sequence[Call], *, recipe: dict) -> None
         "format": CALLS_FORMAT,
         "version": 1,
         "recipe": recipe,
-        "calls": [{k: v for k, v in asdict(c).items() if k != "samples"} for c in calls],
+        # field by field: asdict would deep-copy every call's samples on the way
+        "calls": [
+            {f.name: getattr(c, f.name) for f in fields(Call) if f.name != "samples"} for c in calls
+        ],
     }
     arrays = {f"samples_{i}": c.samples.astype(np.float32, copy=False) for i, c in enumerate(calls)}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -439,9 +442,9 @@ def load_calls(path: str | Path, *, recipe: dict) -> list[Call]:
                     f"not {recipe}; give another path, or delete it to generate them anew"
                 )
             calls = []
-            for i, fields in enumerate(description["calls"]):
-                fields["keywords"] = [tuple(k) for k in fields["keywords"]]
-                calls.append(Call(samples=data[f"samples_{i}"], **fields))
+            for i, saved in enumerate(description["calls"]):
+                saved["keywords"] = [tuple(k) for k in saved["keywords"]]
+                calls.append(Call(samples=data[f"samples_{i}"], **saved))
             return calls
     except CallsFileError:
         raise
