@@ -6,8 +6,10 @@ post-processing, in seconds instead of minutes.
   cache MODEL... --out-root DIR   posteriors of each model (DIR/<model name>/) on the 300
                                   validation calls (seed 1), the tuning prompts, the 300
                                   test calls (seed 7) and the held-out prompts; the calls are
-                                  synthesised once and kept in DIR/audio/, so that models
-                                  cached later hear the very same calls (espeak-ng is not
+                                  synthesised once and kept in DIR/audio/ (val1.npz and
+                                  test7.npz, as `evaluate-calls --calls-audio` writes them),
+                                  so that models cached later hear the very same calls
+                                  (espeak-ng is not
                                   bit-for-bit repeatable: two syntheses of the same calls
                                   differ, and their figures by up to 6 points)
   ensemble SYSTEM... --out-root DIR
@@ -37,20 +39,18 @@ from urgence.audio.io import load_audio
 from urgence.corpus.synth import SAMPLE_RATE
 from urgence.kws.detector import detections_from_posteriors, window_posteriors
 from urgence.kws.model import KeywordModel
-from urgence.triage.calls import generate_calls, heldout_voices, load_background_noises
+from urgence.triage.calls import (
+    generate_calls,
+    heldout_voices,
+    load_background_noises,
+    load_calls,
+    save_calls,
+)
 from urgence.triage.evaluate_command import ASTERISK_SOUNDS, _speech_split, _tuning_speech
 from urgence.triage.router import route
 from urgence.triage.tuning import thresholds_from_posteriors
 
 SETS = {"val": ("val_calls", "tune_speech", 1), "test": ("test_calls", "test_speech", 7)}
-
-
-def _calls(split: str, noise_dir: str):
-    noises = load_background_noises(noise_dir)
-    seed = SETS[split][2]
-    return generate_calls(
-        300, np.random.default_rng(seed), noises=noises, voices=heldout_voices(split)
-    )
 
 
 def _speech(split: str) -> list[np.ndarray]:
@@ -62,18 +62,21 @@ def _speech(split: str) -> list[np.ndarray]:
 
 
 def _calls_once(split: str, args: argparse.Namespace) -> list[tuple[np.ndarray, list, float]]:
-    """The split's calls as (samples, services, SNR): synthesised, or read from OUT_ROOT/audio/
-    where an earlier `cache` saved them, so that models cached later hear the same calls."""
-    path = Path(args.out_root) / "audio" / f"{split}_calls.npz"
+    """The split's 300 calls as (samples, services, SNR): read from OUT_ROOT/audio/ where an
+    earlier `cache` kept them (the files of `evaluate-calls --calls-audio`, interchangeable
+    with them), else synthesised and kept there, so that models cached later hear the same
+    calls."""
+    noises = load_background_noises(args.noise_dir)
+    seed = SETS[split][2]
+    recipe = {"calls": 300, "seed": seed, "voices": split, "noises": sorted(noises)}
+    path = Path(args.out_root) / "audio" / f"{split}{seed}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            return [(data[f"a{i}"], m["services"], m["snr"]) for i, m in enumerate(meta)]
-    calls = [(c.samples, c.services, c.snr_db) for c in _calls(split, args.noise_dir)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = json.dumps([{"services": services, "snr": snr} for _, services, snr in calls])
-    np.savez(path, meta=meta, **{f"a{i}": samples for i, (samples, _, _) in enumerate(calls)})
-    return calls
+        calls = load_calls(path, recipe=recipe)
+    else:
+        rng = np.random.default_rng(seed)
+        calls = generate_calls(300, rng, noises=noises, voices=heldout_voices(split))
+        save_calls(path, calls, recipe=recipe)
+    return [(c.samples, c.services, c.snr_db) for c in calls]
 
 
 def cache(args: argparse.Namespace) -> None:
