@@ -9,9 +9,9 @@ post-processing, in seconds instead of minutes.
                                   synthesised once and kept in DIR/audio/ (val1.npz and
                                   test7.npz, as `evaluate-calls --calls-audio` writes them),
                                   so that models cached later hear the very same calls
-                                  (espeak-ng is not
-                                  bit-for-bit repeatable: two syntheses of the same calls
-                                  differ, and their figures by up to 6 points)
+                                  (espeak-ng is not bit-for-bit repeatable: two syntheses
+                                  of the same calls differ, and their figures by up to 6
+                                  points)
   ensemble SYSTEM... --out-root DIR
                                   each SYSTEM is model names joined by "+" (a prefix "geo:"
                                   takes the geometric mean instead of the arithmetic one):
