@@ -72,3 +72,24 @@ def test_corpus_recordings_lists_clips_and_problems(tmp_path, capsys):
     assert "bob\télectrocution\t1" in captured.out
     assert "salut" in captured.err
     assert main(["corpus", "recordings", str(tmp_path / "none")]) == 2
+
+
+def test_corpus_words_passes_its_options_and_refuses_bad_ones(tmp_path, capsys, monkeypatch):
+    import urgence.corpus.words as words
+
+    seen = {}
+
+    def fake_build(out, config, *, log):
+        seen.update(out=out, config=config)
+        return {"train": 10, "val": 2}
+
+    monkeypatch.setattr(words, "build_words", fake_build)
+    args = ["corpus", "words", "--out", str(tmp_path), "--words", "300", "--augment-copies", "2"]
+    assert main([*args, "--pico-voices", "0", "--quiet"]) == 0
+    assert seen["config"].words == 300 and seen["config"].augment_copies == 2
+    assert seen["config"].pico_voices == 0 and seen["config"].keywords
+    assert main([*args, "--no-keywords", "--quiet"]) == 0
+    assert not seen["config"].keywords
+    assert "10 training rows, 2 validation rows" in capsys.readouterr().out
+    assert main(["corpus", "words", "--out", str(tmp_path), "--words", "5"]) == 2
+    assert "--words must be >= 12" in capsys.readouterr().err

@@ -244,3 +244,31 @@ def test_corpus_rows_draws_from_the_corpus_and_keeps_every_extra_row(tiny_corpus
     np.testing.assert_array_equal(data.x_train[-5:], x[:5] + 1.0)
     other = load_task(config, np.random.default_rng(1))
     assert not np.array_equal(other.x_train[:7], data.x_train[:7])  # another draw
+
+
+def test_the_words_task_has_a_class_per_french_word_and_per_english_word(tmp_path):
+    """task=words: a base that tells French words apart, Speech Commands' words beside them."""
+    from tests.corpus.conftest import make_fake_shared
+    from urgence.corpus.words import WordsConfig, build_words
+
+    shared = make_fake_shared(tmp_path / "shared", np.random.default_rng(3))
+    words = tmp_path / "words"
+    # of 8 voices spread over the list, one is a validation voice
+    config = WordsConfig(words=13, voices=8, pico_voices=0, shared=str(shared), workers=1)
+    build_words(words, config, log=lambda message: None)
+    commands = shared / "data" / "speech_commands_v002_test"
+    train_config = _config(
+        words, tmp_path, task="words", speech_commands=str(commands), max_train=None, epochs=1
+    )
+    data = load_task(train_config, np.random.default_rng(0))
+    french = json.loads((words / "words.json").read_text("utf-8"))["labels"]
+    assert data.labels[:13] == tuple(french)
+    assert data.labels[13:] == ("en:bed", "en:stop", "en:yes")
+    english_rows = data.y_train >= 13
+    assert english_rows.any() and (~english_rows).any()
+    assert set(data.speakers_train[english_rows]) <= {"0a1b2c3d", "4e5f6a7b", "8c9d0e1f"}
+    model = load_model(train(train_config, verbose=0))
+    assert model.metadata["labels"] == list(data.labels)
+    alone = load_task(_config(words, tmp_path, task="words"), np.random.default_rng(0))
+    assert alone.labels == tuple(french)
+    assert len(alone.y_val) > 0 and (alone.y_train < 13).all()

@@ -123,6 +123,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     mine.add_argument("--quiet", action="store_true", help="no progress")
 
+    words = actions.add_parser(
+        "words",
+        help="synthesise a French word-recognition corpus (pretraining: train --set task=words)",
+        description="Every training and validation voice of the keyword corpus speaks every "
+        "word once (the keywords, their closest words, then frequent words; each word a "
+        "class); test voices speak nothing. Writes features_train.npz, features_val.npz and "
+        "words.json.",
+    )
+    words.add_argument("--out", required=True, help="output folder (created if needed)")
+    words.add_argument("--words", type=int, default=200, help="number of words (classes) (200)")
+    words.add_argument(
+        "--augment-copies", type=int, default=1, help="augmented copies per training clip (1)"
+    )
+    words.add_argument(
+        "--no-keywords",
+        action="store_true",
+        help="leave the 12 keywords out of the classes (a base for transfer experiments)",
+    )
+    words.add_argument("--pico-voices", type=int, default=40, help="Pico pseudo-speakers (40)")
+    words.add_argument("--shared", default="../shared", help="folder holding data/ (../shared)")
+    words.add_argument("--seed", type=int, default=0)
+    words.add_argument("--workers", type=int, default=2, help="processes sharing the voices (2)")
+    words.add_argument("--quiet", action="store_true", help="no progress")
+
     check = actions.add_parser(
         "recordings",
         help="check a folder of user recordings (<root>/<speaker>/<keyword>/*.wav)",
@@ -149,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         return _check_recordings(args.root)
     if args.corpus_action == "mine":
         return _mine(args)
+    if args.corpus_action == "words":
+        return _words(args)
     from urgence.corpus.build import BuildConfig, BuildError, build_corpus
 
     given = {
@@ -235,4 +261,33 @@ def _mine(args: argparse.Namespace) -> int:
     path = save_mined(mined, args.out or corpus / MINED_FILE)
     print(mined_summary(mined))
     print(f"written {path}")
+    return 0
+
+
+def _words(args: argparse.Namespace) -> int:
+    from urgence.corpus.words import WordsConfig, build_words
+
+    if args.words < 12 or args.augment_copies < 0 or args.workers < 1:
+        print(
+            "urgence corpus words: --words must be >= 12, --augment-copies >= 0 "
+            "and --workers >= 1",
+            file=sys.stderr,
+        )
+        return 2
+    config = WordsConfig(
+        words=args.words,
+        keywords=not args.no_keywords,
+        augment_copies=args.augment_copies,
+        pico_voices=args.pico_voices,
+        shared=args.shared,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    log = (lambda message: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    try:
+        rows = build_words(args.out, config, log=log)
+    except (OSError, ValueError) as exc:
+        print(f"urgence corpus words: {exc}", file=sys.stderr)
+        return 2
+    print(f"{rows['train']} training rows, {rows['val']} validation rows -> {args.out}")
     return 0

@@ -1,11 +1,14 @@
 """Train a keyword model with ``urgence.nn``: config file + overrides, checkpoints, resume.
 
-Two tasks share one loop:
+Three tasks share one loop:
 - ``keywords``: the 12 keywords + ``_unknown_`` + ``_silence_`` from a corpus folder
   (``urgence corpus build``), whose training features already hold augmented copies; fresh
   SpecAugment masks are drawn for every batch.
 - ``speech_commands``: the real-human English words of Speech Commands (split by speaker),
   the pretraining task of transfer learning and the real-speech benchmark of an architecture.
+- ``words``: French words, each its own class (``urgence corpus words``: the keywords and
+  the words closest to them among them), with Speech Commands' English words as more classes
+  when ``speech_commands`` names their folder: a pretraining task in the keywords' language.
 
 Transfer learning: ``init_from`` names a trained model whose layers, up to its classifier,
 become the base of the new model; ``freeze_base`` trains only the new head (feature
@@ -49,7 +52,7 @@ from urgence.nn.layers import Dense, Dropout, Softmax
 from urgence.nn.optimizers import Adam
 from urgence.nn.schedules import CosineDecay
 
-TASKS = ("keywords", "speech_commands")
+TASKS = ("keywords", "speech_commands", "words")
 
 
 @dataclass
@@ -106,6 +109,9 @@ class TrainConfig:
     # model learns when no real human voice is ever labelled `_unknown_`)
     exclude_sources: list[str] | None = None
     augment_copies: int = 3  # speech_commands task: augmented copies per training clip
+    # words task: the Speech Commands folder whose English words join the French words as
+    # more classes (real voices in the base, as the speech_commands task has them)
+    speech_commands: str | None = None
     # keywords task: more training rows from feature files (x, label, speaker), e.g. the
     # hard examples of ``urgence corpus mine`` (<corpus>/features_mined.npz)
     extra_train: list[str] | None = None
@@ -235,21 +241,44 @@ def load_task(config: TrainConfig, rng: np.random.Generator) -> TaskData:
             x_train = np.concatenate([x_train, extra["x"].astype(np.float32)])
             y_train = np.concatenate([y_train, extra["label"].astype(np.int64)])
             speakers = np.concatenate([speakers.astype(str), extra["speaker"].astype(str)])
+    elif config.task == "words":
+        x_train, y_train, speakers, x_val, y_val, labels = _words(config, rng)
     else:
-        x_train, y_train, speakers, x_val, y_val, labels = _speech_commands(config, rng)
+        x_train, y_train, speakers, x_val, y_val, labels = _speech_commands(
+            config.data, config, rng
+        )
     if config.max_train and len(y_train) > config.max_train:
         keep = np.sort(rng.choice(len(y_train), config.max_train, replace=False))
         x_train, y_train, speakers = x_train[keep], y_train[keep], speakers[keep]
     return TaskData(tuple(labels), x_train, y_train, x_val, y_val, np.asarray(speakers))
 
 
-def _speech_commands(config: TrainConfig, rng: np.random.Generator):
+def _words(config: TrainConfig, rng: np.random.Generator):
+    """French words of a word corpus (``urgence corpus words``), with the English words of
+    ``config.speech_commands`` as more classes (labelled ``en:<word>``) when given."""
+    from urgence.corpus.words import load_words
+
+    x_train, y_train, speakers, labels = load_words(config.data, "train")
+    x_val, y_val, _, _ = load_words(config.data, "val")
+    if config.speech_commands:
+        english = _speech_commands(config.speech_commands, config, rng)
+        offset = len(labels)
+        labels = labels + [f"en:{word}" for word in english[5]]
+        x_train = np.concatenate([x_train, english[0]])
+        y_train = np.concatenate([y_train, english[1] + offset])
+        speakers = np.concatenate([speakers.astype(str), english[2].astype(str)])
+        x_val = np.concatenate([x_val, english[3]])
+        y_val = np.concatenate([y_val, english[4] + offset])
+    return x_train, y_train, speakers, x_val, y_val, labels
+
+
+def _speech_commands(folder: str, config: TrainConfig, rng: np.random.Generator):
     """Speech Commands words (their own labels), features with augmented training copies."""
     from urgence.corpus.recordings import load_noise, load_speech_commands
 
-    clips, words, speakers = load_speech_commands(config.data)
+    clips, words, speakers = load_speech_commands(folder)
     labels = sorted(set(words))
-    noise_root = Path(config.data).parent / "background_noise"
+    noise_root = Path(folder).parent / "background_noise"
     noises = []
     if noise_root.is_dir():
         noises = [halves[0] for halves in load_noise(noise_root).values()]
@@ -271,11 +300,13 @@ def _speech_commands(config: TrainConfig, rng: np.random.Generator):
             ys.append(labels.index(word))
     train_speakers = [s for s in speakers if split_of(f"speech_commands:{s}") == "train"]
     speakers_rows = np.repeat(np.asarray(train_speakers), 1 + config.augment_copies)
+    empty = np.zeros((0, feature_config.n_mels, feature_config.n_frames), np.float32)
+    x_train, x_val = (np.stack(parts[s][0]) if parts[s][0] else empty for s in ("train", "val"))
     return (
-        np.stack(parts["train"][0]).astype(np.float32),
+        x_train.astype(np.float32),
         np.asarray(parts["train"][1], dtype=np.int64),
         speakers_rows,
-        np.stack(parts["val"][0]).astype(np.float32),
+        x_val.astype(np.float32),
         np.asarray(parts["val"][1], dtype=np.int64),
         labels,
     )
@@ -396,6 +427,8 @@ def train(
         f"{len(data.labels)} classes",
         verbose,
     )
+    if not len(data.y_val):
+        raise ValueError(f"{config.data}: no validation rows to select the best epoch on")
     clips = None
     if config.validation_clips:
         clips = load_labelled_clips(config.validation_clips, known_labels=data.labels)
