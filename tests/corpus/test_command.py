@@ -89,7 +89,9 @@ def test_corpus_words_passes_its_options_and_refuses_bad_ones(tmp_path, capsys, 
     assert seen["config"].words == 300 and seen["config"].augment_copies == 2
     assert seen["config"].pico_voices == 0 and seen["config"].keywords
     assert main([*args, "--no-keywords", "--quiet"]) == 0
-    assert not seen["config"].keywords
+    assert not seen["config"].keywords and seen["config"].closest
+    assert main([*args, "--frequent-only", "--quiet"]) == 0
+    assert not seen["config"].keywords and not seen["config"].closest
     assert "10 training rows, 2 validation rows" in capsys.readouterr().out
     assert main(["corpus", "words", "--out", str(tmp_path), "--words", "5"]) == 2
     assert "--words must be >= 12" in capsys.readouterr().err

@@ -3,10 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from urgence.corpus.build import ShardSpec
+from urgence.corpus.build import ShardSpec, pair_words
 from urgence.corpus.dataset import DatasetError, read_npz
+from urgence.corpus.neighbours import confusable_words
 from urgence.corpus.splits import split_of
 from urgence.corpus.synth import french_voices
+from urgence.corpus.unknown_words import is_keyword_derivative
 from urgence.corpus.vocabulary import KEYWORDS
 from urgence.corpus.words import WordsConfig, _speak_words, build_words, load_words, word_list
 
@@ -23,6 +25,10 @@ def test_word_list_starts_with_the_keywords_then_their_closest_words():
     without = word_list(40, keywords=False)
     assert len(without) == 40 and not {w.lower() for w in without} & set(KEYWORDS)
     assert without[:12] == words[12:24]
+    frequent = {w.lower() for w in word_list(200, keywords=False, closest=False)}
+    closest = {w.lower() for k in KEYWORDS for w in pair_words(confusable_words(), k)}
+    assert len(frequent) == 200 and not frequent & (closest | set(KEYWORDS))
+    assert not any(is_keyword_derivative(w) for w in frequent)
 
 
 @pytest.fixture(scope="module")

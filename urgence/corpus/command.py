@@ -141,6 +141,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave the 12 keywords out of the classes (a base for transfer experiments)",
     )
+    words.add_argument(
+        "--frequent-only",
+        action="store_true",
+        help="frequent words only: no keyword, none of their closest words (a control)",
+    )
     words.add_argument("--pico-voices", type=int, default=40, help="Pico pseudo-speakers (40)")
     words.add_argument("--shared", default="../shared", help="folder holding data/ (../shared)")
     words.add_argument("--seed", type=int, default=0)
@@ -269,14 +274,14 @@ def _words(args: argparse.Namespace) -> int:
 
     if args.words < 12 or args.augment_copies < 0 or args.workers < 1:
         print(
-            "urgence corpus words: --words must be >= 12, --augment-copies >= 0 "
-            "and --workers >= 1",
+            "urgence corpus words: --words must be >= 12, --augment-copies >= 0 and --workers >= 1",
             file=sys.stderr,
         )
         return 2
     config = WordsConfig(
         words=args.words,
-        keywords=not args.no_keywords,
+        keywords=not (args.no_keywords or args.frequent_only),
+        closest=not args.frequent_only,
         augment_copies=args.augment_copies,
         pico_voices=args.pico_voices,
         shared=args.shared,

@@ -43,7 +43,7 @@ from urgence.corpus.neighbours import confusable_words
 from urgence.corpus.pico import pico_available, pico_voices
 from urgence.corpus.splits import split_of
 from urgence.corpus.synth import SynthesisError, french_voices
-from urgence.corpus.unknown_words import french_vocabulary
+from urgence.corpus.unknown_words import french_vocabulary, is_keyword_derivative
 from urgence.corpus.vocabulary import KEYWORDS
 
 WORDS_FORMAT_VERSION = 1
@@ -58,6 +58,9 @@ class WordsConfig:
     # False: no keyword among the classes (a base for transfer experiments at a fixed keyword
     # data budget, which a base that heard every voice say the keywords would break)
     keywords: bool = True
+    # False: no keyword's closest words either, frequent words only (a control: how much of a
+    # base's value is knowing the keywords' sound-alikes)
+    closest: bool = True
     augment_copies: int = 1  # per training clip, beside the clean one
     pico_voices: int = 40  # as the keyword corpus (the same pseudo-speakers and splits)
     shared: str | None = "../shared"  # for the background noises of the augmented copies
@@ -66,10 +69,11 @@ class WordsConfig:
     workers: int = 2
 
 
-def word_list(count: int, *, keywords: bool = True) -> list[str]:
+def word_list(count: int, *, keywords: bool = True, closest: bool = True) -> list[str]:
     """The ``count`` class words: the 12 keywords (unless ``keywords`` is False), then each
-    keyword's closest words taken in turn (its first, then every keyword's second...), then
-    the most frequent French words."""
+    keyword's closest words taken in turn (its first, then every keyword's second...; unless
+    ``closest`` is False), then the most frequent French words (never a keyword's derivative
+    when both are off)."""
     if count < len(KEYWORDS):
         raise ValueError(f"need at least {len(KEYWORDS)} words, got {count}")
     confusables = confusable_words()
@@ -82,13 +86,16 @@ def word_list(count: int, *, keywords: bool = True) -> list[str]:
 
     for keyword in KEYWORDS:
         take(keyword)
-    per_keyword = [pair_words(confusables, keyword) for keyword in KEYWORDS]
+    per_keyword = [pair_words(confusables, keyword) for keyword in KEYWORDS] if closest else [[]]
+    if not (keywords or closest):
+        excluded |= {w.lower() for k in KEYWORDS for w in pair_words(confusables, k)}
     for rank in range(max(map(len, per_keyword))):
         for words in per_keyword:
             if rank < len(words):
                 take(words[rank])
     for word in french_vocabulary(max(count * 4, 1000)):
-        take(word)
+        if keywords or closest or not is_keyword_derivative(word):
+            take(word)
     if len(chosen) < count:
         raise ValueError(f"only {len(chosen)} distinct words available, asked for {count}")
     return list(chosen.values())
@@ -155,7 +162,7 @@ def _speak_words(job: tuple[ShardSpec, WordsConfig, tuple[str, ...]]) -> dict[st
 def build_words(out: str | Path, config: WordsConfig, *, log=print) -> dict[str, int]:
     """Write the word corpus to ``out``; returns the rows per split."""
     out = Path(out)
-    words = tuple(word_list(config.words, keywords=config.keywords))
+    words = tuple(word_list(config.words, keywords=config.keywords, closest=config.closest))
     jobs = [(spec, config, words) for spec in _speakers(config)]
     start = time.perf_counter()
     parts = []
