@@ -251,11 +251,7 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
             f"{config.shared}: shared data folder not found (pass --shared PATH, or --no-shared "
             "to build from espeak-ng and the asterisk prompts only)"
         )
-    voices = french_voices()
-    if config.voices is not None and config.voices < len(voices):
-        # evenly spread over the sorted list, so a small build still mixes voice families
-        picks = np.linspace(0, len(voices) - 1, config.voices).round().astype(int)
-        voices = [voices[i] for i in picks]
+    voices = espeak_voices(config.voices)
     if not 0 <= config.random_voices <= voice_variants.COUNT:
         raise BuildError(
             f"--random-voices must be between 0 and {voice_variants.COUNT}, "
@@ -281,10 +277,7 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
             "--pico-voices needs pico2wave: install Debian's libttspico-utils "
             "(scripts/setup-system.sh does), or pass --pico-voices 0"
         )
-    shards += [
-        ShardSpec(voice.name.replace(":", "-"), "pico", (voice.name,))
-        for voice in pico_voices(config.pico_voices)
-    ]
+    shards += pico_shards(config.pico_voices)
     rng = shard_rng(config.seed, "plan")
 
     commands_root = _data(config, "speech_commands_v002_test")
@@ -316,6 +309,21 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
         speakers = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name[0] != ".")
         shards += [ShardSpec(f"user-{s}", "user", (s,)) for s in speakers]
     return shards
+
+
+def espeak_voices(count: int | None) -> list[str]:
+    """espeak-ng's French voices, or ``count`` of them evenly spread over the sorted list, so
+    that a small build still mixes voice families."""
+    voices = french_voices()
+    if count is not None and count < len(voices):
+        picks = np.linspace(0, len(voices) - 1, count).round().astype(int)
+        voices = [voices[i] for i in picks]
+    return voices
+
+
+def pico_shards(count: int) -> list[ShardSpec]:
+    """One shard per Pico pseudo-speaker."""
+    return [ShardSpec(v.name.replace(":", "-"), "pico", (v.name,)) for v in pico_voices(count)]
 
 
 def _chunked(prefix: str, kind: str, items: list[str], size: int) -> list[ShardSpec]:

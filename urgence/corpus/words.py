@@ -31,8 +31,10 @@ from urgence.corpus import phrases
 from urgence.corpus.build import (
     BuildConfig,
     ShardSpec,
+    espeak_voices,
     featurize,
     pair_words,
+    pico_shards,
     shard_rng,
     shared_resources,
     synthesiser,
@@ -40,9 +42,9 @@ from urgence.corpus.build import (
 from urgence.corpus.clips import ClipError, cut_word, make_clip, to_int16
 from urgence.corpus.dataset import DatasetError, read_npz, save_npz_atomically
 from urgence.corpus.neighbours import confusable_words
-from urgence.corpus.pico import pico_available, pico_voices
+from urgence.corpus.pico import pico_available
 from urgence.corpus.splits import split_of
-from urgence.corpus.synth import SynthesisError, french_voices
+from urgence.corpus.synth import SynthesisError
 from urgence.corpus.unknown_words import french_vocabulary, is_keyword_derivative
 from urgence.corpus.vocabulary import KEYWORDS
 
@@ -103,16 +105,10 @@ def word_list(count: int, *, keywords: bool = True, closest: bool = True) -> lis
 
 def _speakers(config: WordsConfig) -> list[ShardSpec]:
     """Training and validation voices of the keyword corpus, as shards of one voice."""
-    voices = french_voices()
-    if config.voices is not None and config.voices < len(voices):
-        picks = np.linspace(0, len(voices) - 1, config.voices).round().astype(int)
-        voices = [voices[i] for i in picks]
+    voices = espeak_voices(config.voices)
     specs = [ShardSpec(f"espeak-{voice}", "espeak", (voice,)) for voice in voices]
-    if config.pico_voices and pico_available():
-        specs += [
-            ShardSpec(v.name.replace(":", "-"), "pico", (v.name,))
-            for v in pico_voices(config.pico_voices)
-        ]
+    if pico_available():
+        specs += pico_shards(config.pico_voices)
     return specs
 
 

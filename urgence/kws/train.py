@@ -261,14 +261,16 @@ def _words(config: TrainConfig, rng: np.random.Generator):
     x_train, y_train, speakers, labels = load_words(config.data, "train")
     x_val, y_val, _, _ = load_words(config.data, "val")
     if config.speech_commands:
-        english = _speech_commands(config.speech_commands, config, rng)
+        en_x, en_y, en_speakers, en_x_val, en_y_val, en_labels = _speech_commands(
+            config.speech_commands, config, rng
+        )
         offset = len(labels)
-        labels = labels + [f"en:{word}" for word in english[5]]
-        x_train = np.concatenate([x_train, english[0]])
-        y_train = np.concatenate([y_train, english[1] + offset])
-        speakers = np.concatenate([speakers.astype(str), english[2].astype(str)])
-        x_val = np.concatenate([x_val, english[3]])
-        y_val = np.concatenate([y_val, english[4] + offset])
+        labels = labels + [f"en:{word}" for word in en_labels]
+        x_train = np.concatenate([x_train, en_x])
+        y_train = np.concatenate([y_train, en_y + offset])
+        speakers = np.concatenate([speakers.astype(str), en_speakers.astype(str)])
+        x_val = np.concatenate([x_val, en_x_val])
+        y_val = np.concatenate([y_val, en_y_val + offset])
     return x_train, y_train, speakers, x_val, y_val, labels
 
 
