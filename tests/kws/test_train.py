@@ -272,3 +272,14 @@ def test_the_words_task_has_a_class_per_french_word_and_per_english_word(tmp_pat
     alone = load_task(_config(words, tmp_path, task="words"), np.random.default_rng(0))
     assert alone.labels == tuple(french)
     assert len(alone.y_val) > 0 and (alone.y_train < 13).all()
+
+
+def test_a_run_without_validation_rows_is_refused_before_training(tmp_path):
+    from urgence.corpus.words import WordsConfig, build_words
+
+    words = tmp_path / "words"
+    # the first, middle and last voices of the list are all training voices
+    build_words(words, WordsConfig(words=12, voices=3, pico_voices=0, shared=None, workers=1))
+    with pytest.raises(ValueError, match="no validation rows"):
+        train(_config(words, tmp_path, task="words"), verbose=0)
+    assert not (tmp_path / "model.npz").exists()
