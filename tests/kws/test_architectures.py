@@ -46,3 +46,42 @@ def test_floor_normalization_feeds_both_views_and_ignores_a_steady_background(rn
 def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown architecture"):
         build("resnet", 14)
+
+
+@pytest.mark.parametrize(
+    ("time_stride", "frames", "dilations"), [(1, 98, (1, 2, 4, 8)), (2, 49, (1, 1, 2, 4))]
+)
+def test_bcresnet_layout_and_mac_count(time_stride, frames, dilations):
+    from urgence.nn.layers import BCResBlock
+
+    model = build("bcresnet", 14, width=8, time_stride=time_stride)
+    blocks = [layer for layer in model.layers if isinstance(layer, BCResBlock)]
+    assert [b.output_shape for b in blocks] == (
+        [(8, 20, frames)] * 2
+        + [(12, 10, frames)] * 2
+        + [(16, 5, frames)] * 4
+        + [(20, 5, frames)] * 4
+    )
+    assert [b.transition for b in blocks] == [True, False, True, False, True] + [False] * 3 + [
+        True
+    ] + [False] * 3
+    assert (
+        tuple(b.dilation for b in blocks[::2][:2]) + (blocks[4].dilation, blocks[8].dilation)
+        == dilations
+    )
+    # stem 16 x 5 x 5 on 20 rows; per block: frequency taps, time taps and pointwise on the
+    # average row, plus the transition's pointwise convolution; 5 x 5 depthwise head over
+    # the last 5 rows, pointwise to 32 channels, classifier
+    expected = 16 * 25 * 20 * frames
+    for block in blocks:
+        channels, rows, _ = block.input_shape
+        c, out_rows, _ = block.output_shape
+        expected += 3 * c * out_rows * frames + 3 * c * frames + c * c * frames
+        expected += c * channels * rows * frames if block.transition else 0
+    expected += 20 * 25 * (frames - 4) + 32 * 20 * (frames - 4) + 32 * 14
+    assert count_macs(model) == expected
+
+
+def test_bcresnet_time_stride_is_checked():
+    with pytest.raises(ValueError, match="time_stride"):
+        build("bcresnet", 14, time_stride=3)

@@ -45,6 +45,15 @@ def test_config_file_then_overrides(tmp_path):
         TrainConfig.from_sources(None, ["epochs"])
 
 
+def test_make_model_builds_a_bcresnet_and_refuses_time_stride_elsewhere(tiny_corpus, tmp_path):
+    labels = tuple(f"c{i}" for i in range(14))
+    config = _config(tiny_corpus, tmp_path, architecture="bcresnet", time_stride=2)
+    model = make_model(config, labels)
+    assert model.output_shape == (14,) and "BCResBlock" in model.summary()
+    with pytest.raises(ValueError, match="bcresnet"):
+        make_model(_config(tiny_corpus, tmp_path, time_stride=2), labels)
+
+
 def test_resume_refuses_a_run_with_another_config(tiny_corpus, tmp_path):
     train(_config(tiny_corpus, tmp_path), verbose=0, stop_after_epoch=1)
     with pytest.raises(ValueError, match="another config"):

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from urgence.nn import Sequential
 from urgence.nn.layers import (
     BatchNormalization,
+    BCResBlock,
     Conv2D,
     Dense,
     DepthwiseConv2D,
@@ -82,9 +83,60 @@ def dscnn_layers(
     return layers + [GlobalAveragePooling2D(), Dropout(dropout), Dense(n_classes), Softmax()]
 
 
+def bcresnet_layers(
+    n_classes: int,
+    *,
+    width: int = 16,
+    subbands: int = 5,
+    time_stride: int = 1,
+    dropout: float = 0.1,
+) -> list[Layer]:
+    """BC-ResNet (Kim et al. 2021) for a 40 x 98 window: a 5 x 5 convolution strided by 2 in
+    frequency, four stages of broadcasted residual blocks (``width`` x 1, 1.5, 2, 2.5
+    channels; 2, 2, 4, 4 blocks; frequency strided by 2 at stages 2 and 3; temporal dilation
+    1, 2, 4, 8), then a 5 x 5 depthwise convolution over the last 5 frequency rows, a
+    pointwise convolution to 4 x ``width`` channels and the average over time. The paper's
+    BC-ResNet-tau has ``width`` = 8 tau. Time keeps its 98 frames throughout: the dilations,
+    not strides, widen the temporal receptive field (to the whole window).
+
+    ``time_stride`` 2 (not in the paper) also strides the first convolution in time: 49
+    frames of 20 ms, half the work, temporal dilations 1, 1, 2, 4 (the same 1.1 s field)."""
+    if time_stride not in (1, 2):
+        raise ValueError(f"bcresnet: time_stride must be 1 or 2, got {time_stride!r}")
+    w = width
+    layers: list[Layer] = [
+        Conv2D(2 * w, (5, 5), strides=(2, time_stride), padding="same", use_bias=False),
+        BatchNormalization(),
+        ReLU(),
+    ]
+    dilations = (1, 2, 4, 8) if time_stride == 1 else (1, 1, 2, 4)
+    stages = ((w, 2, 1), (w * 3 // 2, 2, 2), (2 * w, 4, 2), (w * 5 // 2, 4, 1))
+    for (channels, blocks, freq_stride), dilation in zip(stages, dilations, strict=True):
+        for block in range(blocks):
+            layers.append(
+                BCResBlock(
+                    channels,
+                    freq_stride=freq_stride if block == 0 else 1,
+                    dilation=dilation,
+                    subbands=subbands,
+                )
+            )
+    return layers + [
+        DepthwiseConv2D(5, use_bias=False),
+        Conv2D(4 * w, 1, use_bias=False),
+        BatchNormalization(),
+        ReLU(),
+        GlobalAveragePooling2D(),
+        Dropout(dropout),
+        Dense(n_classes),
+        Softmax(),
+    ]
+
+
 ARCHITECTURES: dict[str, Callable[..., list[Layer]]] = {
     "compact_cnn": compact_cnn_layers,
     "dscnn": dscnn_layers,
+    "bcresnet": bcresnet_layers,
 }
 
 
@@ -116,7 +168,9 @@ def count_macs(model: Sequential) -> int:
     total = 0
     for layer in model.layers:
         out = layer.output_shape
-        if isinstance(layer, Dense):
+        if isinstance(layer, BCResBlock):
+            total += layer.macs()
+        elif isinstance(layer, Dense):
             total += layer.params["W"].size
         elif isinstance(layer, DepthwiseConv2D | Conv2D):
             # both store W as (out_channels, in_channels_per_group, kh, kw)

@@ -65,6 +65,8 @@ class TrainConfig:
     run_dir: str = "runs/kws"
     architecture: str = "dscnn"
     width: int = 64
+    # bcresnet only: 2 strides its first convolution in time too (49 frames of 20 ms)
+    time_stride: int = 1
     cmn: bool = False  # cepstral mean normalisation layer first (see architectures.build)
     # noise-floor normalisation layer first, beside the mean-normalised channel when ``cmn``
     floor: bool = False
@@ -316,13 +318,18 @@ def _speech_commands(folder: str, config: TrainConfig, rng: np.random.Generator)
 
 def make_model(config: TrainConfig, labels: tuple[str, ...]) -> Sequential:
     if config.init_from is None:
+        options = {"width": config.width}
+        if config.time_stride != 1:
+            if config.architecture != "bcresnet":
+                raise ValueError("time_stride is a setting of the bcresnet architecture only")
+            options["time_stride"] = config.time_stride
         return architectures.build(
             config.architecture,
             len(labels),
             seed=config.seed,
-            width=config.width,
             cmn=config.cmn,
             floor=config.floor,
+            **options,
         )
     base = load_model(config.init_from)
     body = base.layers[:-2]

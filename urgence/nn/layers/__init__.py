@@ -49,6 +49,7 @@ from urgence.nn.layers.normalization import (
 from urgence.nn.layers.pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
 from urgence.nn.layers.regularization import Dropout
 from urgence.nn.layers.reshape import Flatten
+from urgence.nn.layers.residual import BCResBlock
 
 LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls
@@ -64,6 +65,7 @@ LAYERS: dict[str, type[Layer]] = {
         BatchNormalization,
         MeanNormalization,
         FloorNormalization,
+        BCResBlock,
         Linear,
         ReLU,
         Sigmoid,
@@ -104,6 +106,7 @@ __all__ = [
     "ActivationLayer",
     "AvgPool2D",
     "BatchNormalization",
+    "BCResBlock",
     "MeanNormalization",
     "FloorNormalization",
     "Conv2D",
