@@ -20,6 +20,7 @@ BLOCKS = [
     ((2, 6, 5), {"filters": 4, "subbands": 3}),
     ((3, 8, 6), {"filters": 4, "freq_stride": 2, "subbands": 2}),
     ((3, 5, 6), {"filters": 3, "freq_stride": 2, "dilation": 3}),
+    ((2, 4, 3), {"filters": 2, "dilation": 4}),  # the side taps see padding only
 ]
 
 
@@ -189,3 +190,14 @@ def test_a_model_of_blocks_trains_saves_and_loads(tmp_path, rng):
     save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 17, 40])
+def test_pointwise_convolution_on_small_and_training_batches(batch, rng):
+    from urgence.nn.layers.residual import SMALL_BATCH, _pointwise
+
+    assert 3 <= SMALL_BATCH < 17  # both code paths are exercised
+    weights = rng.standard_normal((5, 4)).astype(np.float32)
+    x = rng.standard_normal((batch, 4, 3, 6)).astype(np.float32)
+    expected = np.einsum("oi,nihw->nohw", weights.astype(np.float64), x.astype(np.float64))
+    np.testing.assert_allclose(_pointwise(weights, x), expected, rtol=1e-5, atol=1e-5)

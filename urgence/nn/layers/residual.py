@@ -35,20 +35,34 @@ from urgence.nn.layers.normalization import BatchNormalization
 KERNEL = 3  # both depthwise kernels, as in the paper
 
 
+SMALL_BATCH = 16
+
+
 def _pointwise(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """1 x 1 convolution (C_out, C_in) on (N, C_in, H, W) -> (N, C_out, H, W), one GEMM."""
-    z = np.tensordot(weights.astype(x.dtype, copy=False), x, axes=([1], [1]))
+    """1 x 1 convolution (C_out, C_in) on (N, C_in, H, W) -> (N, C_out, H, W).
+
+    One GEMM (tensordot) for a training batch; for the detector's few windows, a matmul
+    per window, which skips tensordot's ~15 us of bookkeeping per call."""
+    weights = weights.astype(x.dtype, copy=False)
+    n, channels, height, width = x.shape
+    if n <= SMALL_BATCH:
+        z = np.matmul(weights, x.reshape(n, channels, height * width))
+        return z.reshape(n, weights.shape[0], height, width)
+    z = np.tensordot(weights, x, axes=([1], [1]))
     return z.transpose(1, 0, 2, 3)
 
 
-def _frequency_taps(rows: int, out_rows: int, stride: int) -> list[tuple[int, slice, slice]]:
-    """(tap k, output rows, input rows) of a 3-tap 'same' convolution along frequency:
-    output row f reads input row stride * f + k - 1 where it exists. The centre tap first."""
+def _taps(size: int, out_size: int, stride: int, spacing: int) -> list[tuple[int, slice, slice]]:
+    """(tap k, output positions, input positions) of a 3-tap convolution along one axis with
+    zero padding: output i reads input ``stride * i + (k - 1) * spacing`` where it exists
+    (``spacing`` is the dilation). The centre tap, which reaches every output, comes first."""
     taps = []
     for k in (1, 0, 2):
-        offset = k - 1
-        first = 1 if offset < 0 else 0  # the row above output 0 is padding
-        last = min(out_rows - 1, (rows - 1 - offset) // stride)
+        offset = (k - 1) * spacing
+        first = -(offset // stride) if offset < 0 else 0  # outputs that read padding before
+        last = min(out_size - 1, (size - 1 - offset) // stride)
+        if last < first:
+            continue  # a dilation wider than the axis: this tap reads padding only
         start = stride * first + offset
         taps.append((k, slice(first, last + 1), slice(start, stride * last + offset + 1, stride)))
     return taps
@@ -117,6 +131,8 @@ class BCResBlock(Layer):
         self.params["freq_W"] = he((c, KERNEL), KERNEL, KERNEL, rng)
         self.params["time_W"] = he((c, KERNEL), KERNEL, KERNEL, rng)
         self.params["point_W"] = he((c, c), c, c, rng)
+        self._frequency_taps = _taps(freq, out_freq, self.freq_stride, 1)
+        self._time_taps = _taps(time, time, 1, self.dilation)
         self._norms = {}
         for name, shape in norm_shapes.items():
             norm = BatchNormalization()
@@ -142,6 +158,58 @@ class BCResBlock(Layer):
     # -- computation --------------------------------------------------------------------
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self._check_input(x)
+        if not training:
+            # The detector calls the model on one window per 100 ms chunk, where every
+            # numpy call counts: half as many, and nothing kept for a backward pass (which,
+            # should one follow, replays the regular path on the kept input).
+            self._cache = {"replay": x}
+            return self._infer(x)
+        return self._forward(x, training=True)
+
+    def _affine(self, name: str, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """A norm with its moving statistics as (scale, shift), broadcastable over (C, H, W)."""
+        norm, p = self._norms[name], self.params
+        scale = p[f"{name}.gamma"] / np.sqrt(norm.moving_var + norm.epsilon)
+        shift = p[f"{name}.beta"] - norm.moving_mean * scale
+        return scale.astype(dtype)[:, None, None], shift.astype(dtype)[:, None, None]
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        p, dtype = self.params, x.dtype
+        n = x.shape[0]
+        c, out_freq, time = self.output_shape
+        h = x
+        if self.transition:
+            scale, shift = self._affine("norm_in", dtype)
+            h = _pointwise(p["in_W"], x) * scale
+            h += shift
+            np.maximum(h, 0, out=h)
+        freq_w = p["freq_W"].astype(dtype, copy=False)
+        centre, *sides = self._frequency_taps
+        f2 = np.multiply(h[:, :, centre[2]], freq_w[:, 1, None, None])
+        for k, out_rows, in_rows in sides:
+            f2[:, :, out_rows] += h[:, :, in_rows] * freq_w[:, k, None, None]
+        scale, shift = self._affine("norm_sub", dtype)
+        f2 = f2.reshape(n, c * self.subbands, out_freq // self.subbands, time) * scale
+        f2 += shift
+        f2 = f2.reshape(n, c, out_freq, time)
+        average = np.add.reduce(f2, axis=2, keepdims=True)
+        average *= 1 / out_freq
+        time_w = p["time_W"].astype(dtype, copy=False)
+        centre, *sides = self._time_taps
+        temporal = np.multiply(average, time_w[:, 1, None, None])
+        for k, out_steps, in_steps in sides:
+            temporal[..., out_steps] += average[..., in_steps] * time_w[:, k, None, None]
+        scale, shift = self._affine("norm_time", dtype)
+        temporal *= scale
+        temporal += shift
+        temporal *= _sigmoid(temporal)
+        out = _pointwise(p["point_W"], temporal)
+        out = f2 + out
+        if not self.transition:
+            out += x
+        return np.maximum(out, 0, out=out)
+
+    def _forward(self, x: np.ndarray, *, training: bool) -> np.ndarray:
         self._sync_norms()
         p, norms, cache = self.params, self._norms, {}
         n = x.shape[0]
@@ -156,21 +224,21 @@ class BCResBlock(Layer):
         # frequency-wise depthwise 3 x 1, 'same' padding, strided along frequency; the
         # centre tap covers every output row, the two others all but an edge row
         freq_w = p["freq_W"].astype(dtype, copy=False)
-        centre, *sides = _frequency_taps(h.shape[2], out_freq, self.freq_stride)
+        centre, *sides = self._frequency_taps
         f2 = np.multiply(h[:, :, centre[2]], freq_w[:, 1, None, None])
         for k, out_rows, in_rows in sides:
             f2[:, :, out_rows] += h[:, :, in_rows] * freq_w[:, k, None, None]
         bands = (n, c * self.subbands, out_freq // self.subbands, time)
         f2 = norms["norm_sub"].forward(f2.reshape(bands), training=training).reshape(f2.shape)
         # temporal branch on the frequency average
-        average = f2.mean(axis=2, keepdims=True)
-        d = self.dilation
-        average_padded = np.pad(average, ((0, 0), (0, 0), (0, 0), (d, d)))
-        cache["average_padded"] = average_padded
+        average = np.add.reduce(f2, axis=2, keepdims=True)
+        average *= 1 / out_freq
+        cache["average"] = average
         time_w = p["time_W"].astype(dtype, copy=False)
-        temporal = np.zeros((n, c, 1, time), dtype=dtype)
-        for k in range(KERNEL):
-            temporal += time_w[:, k, None, None] * average_padded[..., k * d : k * d + time]
+        centre, *sides = self._time_taps
+        temporal = np.multiply(average, time_w[:, 1, None, None])
+        for k, out_steps, in_steps in sides:
+            temporal[..., out_steps] += average[..., in_steps] * time_w[:, k, None, None]
         normed = norms["norm_time"].forward(temporal, training=training)
         gate = _sigmoid(normed)
         swished = normed * gate
@@ -187,6 +255,8 @@ class BCResBlock(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if not self._cache:
             raise LayerError("BCResBlock: backward() before forward()")
+        if "replay" in self._cache:
+            self._forward(self._cache["replay"], training=False)
         cache, p, norms = self._cache, self.params, self._norms
         trainable = self.trainable
         n = grad_out.shape[0]
@@ -203,30 +273,26 @@ class BCResBlock(Layer):
         grad_normed = grad_swished * (gate * (1 + normed * (1 - gate)))
         grad_temporal = norms["norm_time"].backward(grad_normed)
         # dilated temporal depthwise convolution
-        d = self.dilation
-        average_padded = cache["average_padded"]
+        average = cache["average"]
         time_w = p["time_W"].astype(dtype, copy=False)
-        grad_average_padded = np.zeros_like(average_padded)
-        time_grad = np.empty((c, KERNEL), dtype=dtype)
-        for k in range(KERNEL):
-            window = average_padded[..., k * d : k * d + time]
-            time_grad[:, k] = (grad_temporal * window).sum(axis=(0, 2, 3))
-            grad_average_padded[..., k * d : k * d + time] += (
-                time_w[:, k, None, None] * grad_temporal
-            )
+        time_grad = np.zeros((c, KERNEL), dtype=dtype)
+        grad_average = np.multiply(grad_temporal, time_w[:, 1, None, None])
+        for k, out_steps, in_steps in self._time_taps:
+            grad_steps = grad_temporal[..., out_steps]
+            time_grad[:, k] = np.einsum("ncft,ncft->c", grad_steps, average[..., in_steps])
+            if k != 1:
+                grad_average[..., in_steps] += grad_steps * time_w[:, k, None, None]
         if trainable:
             grads["time_W"] = time_grad
-        grad_average = grad_average_padded[..., d : d + time]
         grad_f2 = grad_sum + grad_average / out_freq
         bands = (n, c * self.subbands, out_freq // self.subbands, time)
         grad_f2 = norms["norm_sub"].backward(grad_f2.reshape(bands)).reshape(grad_sum.shape)
         # frequency-wise depthwise convolution
         h = cache["h"]
         freq_w = p["freq_W"].astype(dtype, copy=False)
-        taps = _frequency_taps(h.shape[2], out_freq, self.freq_stride)
-        freq_grad = np.empty((c, KERNEL), dtype=dtype)
+        freq_grad = np.zeros((c, KERNEL), dtype=dtype)
         grad_h = (np.zeros if self.freq_stride > 1 else np.empty)(h.shape, dtype=dtype)
-        for k, out_rows, in_rows in taps:
+        for k, out_rows, in_rows in self._frequency_taps:
             grad_rows = grad_f2[:, :, out_rows]
             freq_grad[:, k] = np.einsum("ncft,ncft->c", grad_rows, h[:, :, in_rows])
             contribution = grad_rows * freq_w[:, k, None, None]
