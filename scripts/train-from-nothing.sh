@@ -9,7 +9,9 @@
 # training and mining lines (e.g. "--pairs-per-keyword 3", "--set floor=true"). ROUNDS (default
 # 3) is the number of mining rounds. BASE=words pretrains the base on French words (urgence
 # corpus words: the keywords, their closest words, frequent words) beside Speech Commands'
-# English words, instead of the English words alone (MODEL_CARD.md, session 13).
+# English words, instead of the English words alone (MODEL_CARD.md, session 13). ARCH=bcresnet
+# trains BC-ResNet (width 16, time stride 2: urgence.kws.architectures) instead of the DS-CNN
+# (width 80); the later steps start from the base and keep its architecture.
 # Writes OUT_DIR/kws.{npz,json} and OUT_DIR/times.txt (seconds per step, with the load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,11 @@ export OPENBLAS_NUM_THREADS=1  # one BLAS thread trains faster than two on this 
 U=.venv/bin/urgence
 t0=$(date +%s)
 stamp() { echo "$1 $(($(date +%s) - t0)) s, $(uptime | sed 's/.*load/load/')" | tee -a "$out/times.txt"; }
+case "${ARCH:-dscnn}" in
+  dscnn) arch_options="--set width=80" ;;
+  bcresnet) arch_options="--set architecture=bcresnet --set width=16 --set time_stride=2" ;;
+  *) echo "ARCH must be dscnn or bcresnet, got ${ARCH}" >&2; exit 2 ;;
+esac
 stamp start
 # shellcheck disable=SC2086  # CORPUS_OPTIONS holds several words
 $U corpus build --out "$out/corpus" --shared "$shared" ${CORPUS_OPTIONS:-} --quiet > "$out/corpus.log" 2>&1
@@ -29,11 +36,11 @@ if [ "${BASE:-speech_commands}" = words ]; then
   stamp words
   # shellcheck disable=SC2086
   $U train --set task=words --data "$out/words" --set speech_commands="$shared/data/speech_commands_v002_test" \
-    --set cmn=true --set width=80 --epochs 6 --set processes=2 ${BASE_OPTIONS:-} --out "$out/base/model" \
+    --set cmn=true $arch_options --epochs 6 --set processes=2 ${BASE_OPTIONS:-} --out "$out/base/model" \
     --run-dir "$out/base" > "$out/base.log" 2>&1
 else
   # shellcheck disable=SC2086
-  $U train --set task=speech_commands --data "$shared/data/speech_commands_v002_test" --set cmn=true --set width=80 \
+  $U train --set task=speech_commands --data "$shared/data/speech_commands_v002_test" --set cmn=true $arch_options \
     --epochs 8 --set processes=2 ${BASE_OPTIONS:-} --out "$out/base/model" --run-dir "$out/base" > "$out/base.log" 2>&1
 fi
 stamp base

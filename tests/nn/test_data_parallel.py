@@ -75,6 +75,24 @@ def test_batch_norm_and_dropout_train(rng):
     assert model.evaluate(x, y)["accuracy"] > 0.8
 
 
+def test_a_bcresnet_block_trains_in_every_parameter(rng):
+    from urgence.nn.layers import BCResBlock, GlobalAveragePooling2D
+
+    x = rng.standard_normal((64, 2, 4, 6)).astype(np.float32)
+    y = (x[:, 0].sum(axis=(1, 2)) > 0).astype(np.int64) + 2 * (x[:, 1, :2].mean((1, 2)) > 0)
+    layers = [BCResBlock(3, freq_stride=2, subbands=2), GlobalAveragePooling2D(), Dense(4)]
+    model = Sequential([*layers, Softmax()], input_shape=(2, 4, 6), seed=3)
+    model.compile("cross_entropy", Adam(0.02))
+    before = {key: value.copy() for key, value in model.layers[0].params.items()}
+    with DataParallel(model, processes=2, max_batch=64) as trainer:
+        first = trainer.train_on_batch(x, y)["loss"]
+        for _ in range(60):
+            last = trainer.train_on_batch(x, y)["loss"]
+    assert last < 0.7 * first
+    for key, value in model.layers[0].params.items():
+        assert not np.allclose(value, before[key]), key
+
+
 def test_a_failing_worker_is_reported_and_the_trainer_closes(rng):
     x = rng.standard_normal((8, 1, 6, 7)).astype(np.float32)
     y = np.array([0, 1, 2, 3, 0, 1, 2, 99])  # label 99 lands in the worker's share only
