@@ -68,6 +68,26 @@ def _taps(size: int, out_size: int, stride: int, spacing: int) -> list[tuple[int
     return taps
 
 
+def _tap_convolution(
+    x: np.ndarray, weights: np.ndarray, taps: list[tuple[int, slice, slice]], axis: int
+) -> np.ndarray:
+    """Depthwise 3-tap convolution of (N, C, H, W) along ``axis`` (2 or 3), weights (C, 3),
+    taps from ``_taps``: the centre tap writes every output, the others add where they
+    reach."""
+
+    def along(positions: slice) -> tuple[slice, ...]:
+        index = [slice(None)] * 4
+        index[axis] = positions
+        return tuple(index)
+
+    weights = weights.astype(x.dtype, copy=False)
+    (centre, _, centre_inputs), *sides = taps
+    out = np.multiply(x[along(centre_inputs)], weights[:, centre, None, None])
+    for k, outputs, inputs in sides:
+        out[along(outputs)] += x[along(inputs)] * weights[:, k, None, None]
+    return out
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warnings for large |x|
 
@@ -183,22 +203,14 @@ class BCResBlock(Layer):
             h = _pointwise(p["in_W"], x) * scale
             h += shift
             np.maximum(h, 0, out=h)
-        freq_w = p["freq_W"].astype(dtype, copy=False)
-        centre, *sides = self._frequency_taps
-        f2 = np.multiply(h[:, :, centre[2]], freq_w[:, 1, None, None])
-        for k, out_rows, in_rows in sides:
-            f2[:, :, out_rows] += h[:, :, in_rows] * freq_w[:, k, None, None]
+        f2 = _tap_convolution(h, p["freq_W"], self._frequency_taps, axis=2)
         scale, shift = self._affine("norm_sub", dtype)
         f2 = f2.reshape(n, c * self.subbands, out_freq // self.subbands, time) * scale
         f2 += shift
         f2 = f2.reshape(n, c, out_freq, time)
         average = np.add.reduce(f2, axis=2, keepdims=True)
         average *= 1 / out_freq
-        time_w = p["time_W"].astype(dtype, copy=False)
-        centre, *sides = self._time_taps
-        temporal = np.multiply(average, time_w[:, 1, None, None])
-        for k, out_steps, in_steps in sides:
-            temporal[..., out_steps] += average[..., in_steps] * time_w[:, k, None, None]
+        temporal = _tap_convolution(average, p["time_W"], self._time_taps, axis=3)
         scale, shift = self._affine("norm_time", dtype)
         temporal *= scale
         temporal += shift
@@ -214,7 +226,6 @@ class BCResBlock(Layer):
         p, norms, cache = self.params, self._norms, {}
         n = x.shape[0]
         c, out_freq, time = self.output_shape
-        dtype = x.dtype
         h = x
         if self.transition:
             pre = norms["norm_in"].forward(_pointwise(p["in_W"], x), training=training)
@@ -223,22 +234,14 @@ class BCResBlock(Layer):
         cache["x"], cache["h"] = x, h
         # frequency-wise depthwise 3 x 1, 'same' padding, strided along frequency; the
         # centre tap covers every output row, the two others all but an edge row
-        freq_w = p["freq_W"].astype(dtype, copy=False)
-        centre, *sides = self._frequency_taps
-        f2 = np.multiply(h[:, :, centre[2]], freq_w[:, 1, None, None])
-        for k, out_rows, in_rows in sides:
-            f2[:, :, out_rows] += h[:, :, in_rows] * freq_w[:, k, None, None]
+        f2 = _tap_convolution(h, p["freq_W"], self._frequency_taps, axis=2)
         bands = (n, c * self.subbands, out_freq // self.subbands, time)
         f2 = norms["norm_sub"].forward(f2.reshape(bands), training=training).reshape(f2.shape)
         # temporal branch on the frequency average
         average = np.add.reduce(f2, axis=2, keepdims=True)
         average *= 1 / out_freq
         cache["average"] = average
-        time_w = p["time_W"].astype(dtype, copy=False)
-        centre, *sides = self._time_taps
-        temporal = np.multiply(average, time_w[:, 1, None, None])
-        for k, out_steps, in_steps in sides:
-            temporal[..., out_steps] += average[..., in_steps] * time_w[:, k, None, None]
+        temporal = _tap_convolution(average, p["time_W"], self._time_taps, axis=3)
         normed = norms["norm_time"].forward(temporal, training=training)
         gate = _sigmoid(normed)
         swished = normed * gate
