@@ -192,12 +192,25 @@ def test_a_model_of_blocks_trains_saves_and_loads(tmp_path, rng):
     np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
 
 
-@pytest.mark.parametrize("batch", [1, 3, 17, 40])
-def test_pointwise_convolution_on_small_and_training_batches(batch, rng):
-    from urgence.nn.layers.residual import SMALL_BATCH, _pointwise
-
-    assert 3 <= SMALL_BATCH < 17  # both code paths are exercised
-    weights = rng.standard_normal((5, 4)).astype(np.float32)
-    x = rng.standard_normal((batch, 4, 3, 6)).astype(np.float32)
-    expected = np.einsum("oi,nihw->nohw", weights.astype(np.float64), x.astype(np.float64))
-    np.testing.assert_allclose(_pointwise(weights, x), expected, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("training", [True, False])
+def test_results_do_not_depend_on_the_inputs_memory_order(training, rng):
+    """The block computes on (C, F, N, T) storage: an input stored that way (a block's
+    output), channel-major (a convolution's) or plain (N, C, F, T) gives the same output and
+    gradient, and the output is stored (C, F, N, T), so a chain of blocks copies nothing."""
+    block = BCResBlock(4, freq_stride=2, dilation=2, subbands=2)
+    block.build((3, 8, 6), np.random.default_rng(1))
+    x = rng.standard_normal((5, 3, 8, 6)).astype(np.float32)
+    grad = rng.standard_normal((5, 4, 4, 6)).astype(np.float32)
+    orders = {
+        "plain": x,
+        "block": np.ascontiguousarray(x.transpose(1, 2, 0, 3)).transpose(2, 0, 1, 3),
+        "channel-major": np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3),
+    }
+    results = {}
+    for order, stored in orders.items():
+        out = block.forward(stored, training=training)
+        assert out.transpose(1, 2, 0, 3).flags.c_contiguous
+        results[order] = (out.copy(), block.backward(grad).copy())
+    for order in ("block", "channel-major"):
+        for got, expected in zip(results[order], results["plain"], strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

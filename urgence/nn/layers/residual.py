@@ -35,21 +35,31 @@ from urgence.nn.layers.normalization import BatchNormalization
 KERNEL = 3  # both depthwise kernels, as in the paper
 
 
-SMALL_BATCH = 16
+# The block computes on maps stored (C, F, N, T) ("channel-frequency major"), handed between
+# blocks as (N, C, F, T) views of that storage. In that order every step works on contiguous
+# memory: a pointwise convolution is one GEMM on (C, F*N*T) with no transposition, each
+# SubSpectralNorm band of each channel is one contiguous row of (C * S, F/S * N * T), the
+# frequency average adds whole (N, T) slabs, and at batch 1 the order is the usual
+# (1, C, F, T), so the detector's one-window calls need no copy either.
+
+
+def _storage(x: np.ndarray) -> np.ndarray:
+    """(N, C, F, T) -> its (C, F, N, T) storage: a view if stored so (a block's output),
+    else a copy."""
+    stored = x.transpose(1, 2, 0, 3)
+    return stored if stored.flags.c_contiguous else np.ascontiguousarray(stored)
+
+
+def _as_batch(stored: np.ndarray) -> np.ndarray:
+    """(C, F, N, T) storage -> the (N, C, F, T) view layers exchange."""
+    return stored.transpose(2, 0, 1, 3)
 
 
 def _pointwise(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """1 x 1 convolution (C_out, C_in) on (N, C_in, H, W) -> (N, C_out, H, W).
-
-    One GEMM (tensordot) for a training batch; for the detector's few windows, a matmul
-    per window, which skips tensordot's ~15 us of bookkeeping per call."""
-    weights = weights.astype(x.dtype, copy=False)
-    n, channels, height, width = x.shape
-    if n <= SMALL_BATCH:
-        z = np.matmul(weights, x.reshape(n, channels, height * width))
-        return z.reshape(n, weights.shape[0], height, width)
-    z = np.tensordot(weights, x, axes=([1], [1]))
-    return z.transpose(1, 0, 2, 3)
+    """1 x 1 convolution (C_out, C_in) on (C_in, F, N, T) storage -> (C_out, F, N, T)."""
+    channels = x.shape[0]
+    z = np.dot(weights.astype(x.dtype, copy=False), x.reshape(channels, -1))
+    return z.reshape(weights.shape[0], *x.shape[1:])
 
 
 def _taps(size: int, out_size: int, stride: int, spacing: int) -> list[tuple[int, slice, slice]]:
@@ -68,24 +78,50 @@ def _taps(size: int, out_size: int, stride: int, spacing: int) -> list[tuple[int
     return taps
 
 
+def _along(axis: int, positions: slice) -> tuple[slice, ...]:
+    index = [slice(None)] * 4
+    index[axis] = positions
+    return tuple(index)
+
+
 def _tap_convolution(
     x: np.ndarray, weights: np.ndarray, taps: list[tuple[int, slice, slice]], axis: int
 ) -> np.ndarray:
-    """Depthwise 3-tap convolution of (N, C, H, W) along ``axis`` (2 or 3), weights (C, 3),
-    taps from ``_taps``: the centre tap writes every output, the others add where they
-    reach."""
-
-    def along(positions: slice) -> tuple[slice, ...]:
-        index = [slice(None)] * 4
-        index[axis] = positions
-        return tuple(index)
-
+    """Depthwise 3-tap convolution of (C, F, N, T) storage along ``axis`` (1: frequency,
+    3: time), weights (C, 3), taps from ``_taps``: the centre tap writes every output, the
+    others add where they reach."""
     weights = weights.astype(x.dtype, copy=False)
     (centre, _, centre_inputs), *sides = taps
-    out = np.multiply(x[along(centre_inputs)], weights[:, centre, None, None])
+    out = np.multiply(x[_along(axis, centre_inputs)], weights[:, centre, None, None, None])
     for k, outputs, inputs in sides:
-        out[along(outputs)] += x[along(inputs)] * weights[:, k, None, None]
+        out[_along(axis, outputs)] += x[_along(axis, inputs)] * weights[:, k, None, None, None]
     return out
+
+
+def _tap_convolution_backward(
+    grad: np.ndarray,
+    x: np.ndarray,
+    weights: np.ndarray,
+    taps: list[tuple[int, slice, slice]],
+    axis: int,
+    *,
+    strided: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of ``_tap_convolution(x, weights, taps, axis)`` given the output's ``grad``:
+    (with respect to x, with respect to the (C, 3) weights). ``strided``: outputs are fewer
+    than inputs, so the centre tap does not reach every input."""
+    weights = weights.astype(grad.dtype, copy=False)
+    weight_grad = np.zeros(weights.shape, dtype=grad.dtype)
+    grad_x = np.zeros(x.shape, dtype=grad.dtype) if strided else None
+    for k, outputs, inputs in taps:
+        grad_part = grad[_along(axis, outputs)]
+        weight_grad[:, k] = np.einsum("cfnt,cfnt->c", grad_part, x[_along(axis, inputs)])
+        contribution = grad_part * weights[:, k, None, None, None]
+        if grad_x is None:
+            grad_x = contribution  # the centre tap, first, covers every input once
+        else:
+            grad_x[_along(axis, inputs)] += contribution
+    return grad_x, weight_grad
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -143,20 +179,19 @@ class BCResBlock(Layer):
         c, out_freq, _ = self.output_shape
         self.transition = channels != c or self.freq_stride != 1
         he = get_initializer("he")
-        norm_shapes = {"norm_sub": (c * self.subbands, out_freq // self.subbands, time)}
-        norm_shapes["norm_time"] = (c, 1, time)
+        norm_features = {"norm_sub": c * self.subbands, "norm_time": c}
         if self.transition:
             self.params["in_W"] = he((c, channels), channels, c, rng)
-            norm_shapes["norm_in"] = (c, freq, time)
+            norm_features["norm_in"] = c
         self.params["freq_W"] = he((c, KERNEL), KERNEL, KERNEL, rng)
         self.params["time_W"] = he((c, KERNEL), KERNEL, KERNEL, rng)
         self.params["point_W"] = he((c, c), c, c, rng)
         self._frequency_taps = _taps(freq, out_freq, self.freq_stride, 1)
         self._time_taps = _taps(time, time, 1, self.dilation)
         self._norms = {}
-        for name, shape in norm_shapes.items():
+        for name, features in norm_features.items():
             norm = BatchNormalization()
-            norm.build(shape, rng)
+            norm.build((features,), rng)  # used on rows: feature c's values in row c
             self._norms[name] = norm
             for key, value in norm.params.items():
                 self.params[f"{name}.{key}"] = value
@@ -183,71 +218,72 @@ class BCResBlock(Layer):
             # numpy call counts: half as many, and nothing kept for a backward pass (which,
             # should one follow, replays the regular path on the kept input).
             self._cache = {"replay": x}
-            return self._infer(x)
-        return self._forward(x, training=True)
+            return _as_batch(self._infer(_storage(x)))
+        return _as_batch(self._forward(_storage(x), training=True))
 
     def _affine(self, name: str, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """A norm with its moving statistics as (scale, shift), broadcastable over (C, H, W)."""
-        norm, p = self._norms[name], self.params
-        scale = p[f"{name}.gamma"] / np.sqrt(norm.moving_var + norm.epsilon)
-        shift = p[f"{name}.beta"] - norm.moving_mean * scale
-        return scale.astype(dtype)[:, None, None], shift.astype(dtype)[:, None, None]
+        """A norm with its moving statistics as (scale, shift), broadcastable over
+        (C, F, N, T) storage."""
+        _, scale, shift = self._norms[name].fixed_affine(dtype)
+        return scale[:, None, None, None], shift[:, None, None, None]
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
         p, dtype = self.params, x.dtype
-        n = x.shape[0]
         c, out_freq, time = self.output_shape
+        n = x.shape[2]
         h = x
         if self.transition:
             scale, shift = self._affine("norm_in", dtype)
             h = _pointwise(p["in_W"], x) * scale
             h += shift
             np.maximum(h, 0, out=h)
-        f2 = _tap_convolution(h, p["freq_W"], self._frequency_taps, axis=2)
+        f2 = _tap_convolution(h, p["freq_W"], self._frequency_taps, axis=1)
         scale, shift = self._affine("norm_sub", dtype)
-        f2 = f2.reshape(n, c * self.subbands, out_freq // self.subbands, time) * scale
-        f2 += shift
-        f2 = f2.reshape(n, c, out_freq, time)
-        average = np.add.reduce(f2, axis=2, keepdims=True)
+        bands = f2.reshape(c * self.subbands, out_freq // self.subbands, n, time)
+        bands *= scale
+        bands += shift
+        average = np.add.reduce(f2, axis=1, keepdims=True)
         average *= 1 / out_freq
         temporal = _tap_convolution(average, p["time_W"], self._time_taps, axis=3)
         scale, shift = self._affine("norm_time", dtype)
         temporal *= scale
         temporal += shift
         temporal *= _sigmoid(temporal)
-        out = _pointwise(p["point_W"], temporal)
-        out = f2 + out
+        out = f2
+        out += _pointwise(p["point_W"], temporal)
         if not self.transition:
             out += x
         return np.maximum(out, 0, out=out)
 
     def _forward(self, x: np.ndarray, *, training: bool) -> np.ndarray:
+        """The block on (C_in, F, N, T) storage, keeping what ``backward`` needs."""
         self._sync_norms()
         p, norms, cache = self.params, self._norms, {}
-        n = x.shape[0]
         c, out_freq, time = self.output_shape
+        n = x.shape[2]
         h = x
         if self.transition:
-            pre = norms["norm_in"].forward(_pointwise(p["in_W"], x), training=training)
+            pre = norms["norm_in"].forward_rows(
+                _pointwise(p["in_W"], x).reshape(c, -1), training=training
+            )
             cache["in_active"] = pre > 0
-            h = np.maximum(pre, 0)
+            h = np.maximum(pre, 0).reshape(c, *x.shape[1:])
         cache["x"], cache["h"] = x, h
-        # frequency-wise depthwise 3 x 1, 'same' padding, strided along frequency; the
-        # centre tap covers every output row, the two others all but an edge row
-        f2 = _tap_convolution(h, p["freq_W"], self._frequency_taps, axis=2)
-        bands = (n, c * self.subbands, out_freq // self.subbands, time)
-        f2 = norms["norm_sub"].forward(f2.reshape(bands), training=training).reshape(f2.shape)
+        # frequency-wise depthwise 3 x 1, 'same' padding, strided along frequency
+        f2 = _tap_convolution(h, p["freq_W"], self._frequency_taps, axis=1)
+        f2 = norms["norm_sub"].forward_rows(f2.reshape(c * self.subbands, -1), training=training)
+        f2 = f2.reshape(c, out_freq, n, time)
         # temporal branch on the frequency average
-        average = np.add.reduce(f2, axis=2, keepdims=True)
+        average = np.add.reduce(f2, axis=1, keepdims=True)
         average *= 1 / out_freq
         cache["average"] = average
         temporal = _tap_convolution(average, p["time_W"], self._time_taps, axis=3)
-        normed = norms["norm_time"].forward(temporal, training=training)
+        normed = norms["norm_time"].forward_rows(temporal.reshape(c, -1), training=training)
         gate = _sigmoid(normed)
         swished = normed * gate
         cache["normed"], cache["gate"], cache["swished"] = normed, gate, swished
-        f1 = _pointwise(p["point_W"], swished)
-        out = f2 + f1
+        out = f2
+        out += np.dot(p["point_W"].astype(x.dtype, copy=False), swished).reshape(c, 1, n, time)
         if not self.transition:
             out += x
         np.maximum(out, 0, out=out)
@@ -259,57 +295,50 @@ class BCResBlock(Layer):
         if not self._cache:
             raise LayerError("BCResBlock: backward() before forward()")
         if "replay" in self._cache:
-            self._forward(self._cache["replay"], training=False)
+            self._forward(_storage(self._cache["replay"]), training=False)
         cache, p, norms = self._cache, self.params, self._norms
         trainable = self.trainable
-        n = grad_out.shape[0]
         c, out_freq, time = self.output_shape
         dtype = grad_out.dtype
         grads: dict[str, np.ndarray] = {}
-        grad_sum = grad_out * cache["active"]
+        grad_sum = _storage(grad_out) * cache["active"]
+        n = grad_sum.shape[2]
         # f1 = point_W @ swished, broadcast over frequency
-        grad_f1 = grad_sum.sum(axis=2, keepdims=True)
+        grad_f1 = np.add.reduce(grad_sum, axis=1).reshape(c, -1)
         if trainable:
-            grads["point_W"] = np.tensordot(grad_f1, cache["swished"], axes=([0, 2, 3], [0, 2, 3]))
-        grad_swished = _pointwise(p["point_W"].T, grad_f1)
+            grads["point_W"] = np.dot(grad_f1, cache["swished"].T)
+        grad_swished = np.dot(p["point_W"].astype(dtype, copy=False).T, grad_f1)
         gate, normed = cache["gate"], cache["normed"]
         grad_normed = grad_swished * (gate * (1 + normed * (1 - gate)))
-        grad_temporal = norms["norm_time"].backward(grad_normed)
-        # dilated temporal depthwise convolution
-        average = cache["average"]
-        time_w = p["time_W"].astype(dtype, copy=False)
-        time_grad = np.zeros((c, KERNEL), dtype=dtype)
-        grad_average = np.multiply(grad_temporal, time_w[:, 1, None, None])
-        for k, out_steps, in_steps in self._time_taps:
-            grad_steps = grad_temporal[..., out_steps]
-            time_grad[:, k] = np.einsum("ncft,ncft->c", grad_steps, average[..., in_steps])
-            if k != 1:
-                grad_average[..., in_steps] += grad_steps * time_w[:, k, None, None]
+        grad_temporal = norms["norm_time"].backward_rows(grad_normed).reshape(c, 1, n, time)
+        grad_average, time_grad = _tap_convolution_backward(
+            grad_temporal, cache["average"], p["time_W"], self._time_taps, 3, strided=False
+        )
+        grad_average *= 1 / out_freq
+        grad_f2 = grad_sum + grad_average
+        grad_f2 = norms["norm_sub"].backward_rows(grad_f2.reshape(c * self.subbands, -1))
+        grad_h, freq_grad = _tap_convolution_backward(
+            grad_f2.reshape(c, out_freq, n, time),
+            cache["h"],
+            p["freq_W"],
+            self._frequency_taps,
+            1,
+            strided=self.freq_stride > 1,
+        )
         if trainable:
-            grads["time_W"] = time_grad
-        grad_f2 = grad_sum + grad_average / out_freq
-        bands = (n, c * self.subbands, out_freq // self.subbands, time)
-        grad_f2 = norms["norm_sub"].backward(grad_f2.reshape(bands)).reshape(grad_sum.shape)
-        # frequency-wise depthwise convolution
-        h = cache["h"]
-        freq_w = p["freq_W"].astype(dtype, copy=False)
-        freq_grad = np.zeros((c, KERNEL), dtype=dtype)
-        grad_h = (np.zeros if self.freq_stride > 1 else np.empty)(h.shape, dtype=dtype)
-        for k, out_rows, in_rows in self._frequency_taps:
-            grad_rows = grad_f2[:, :, out_rows]
-            freq_grad[:, k] = np.einsum("ncft,ncft->c", grad_rows, h[:, :, in_rows])
-            contribution = grad_rows * freq_w[:, k, None, None]
-            if k == 1 and self.freq_stride == 1:
-                grad_h[...] = contribution
-            else:
-                grad_h[:, :, in_rows] += contribution
-        if trainable:
-            grads["freq_W"] = freq_grad
+            grads["time_W"], grads["freq_W"] = time_grad, freq_grad
+        x = cache["x"]
         if self.transition:
-            grad_pre = norms["norm_in"].backward(grad_h * cache["in_active"])
+            grad_h = grad_h.reshape(c, -1)
+            grad_h *= cache["in_active"]
+            grad_pre = norms["norm_in"].backward_rows(grad_h)
             if trainable:
-                grads["in_W"] = np.tensordot(grad_pre, cache["x"], axes=([0, 2, 3], [0, 2, 3]))
-            grad_input = _pointwise(p["in_W"].T, grad_pre) if self.needs_input_grad else None
+                grads["in_W"] = np.dot(grad_pre, x.reshape(x.shape[0], -1).T)
+            grad_input = (
+                np.dot(p["in_W"].astype(dtype, copy=False).T, grad_pre).reshape(x.shape)
+                if self.needs_input_grad
+                else None
+            )
         else:
             grad_input = grad_h + grad_sum if self.needs_input_grad else None
         if trainable:
@@ -317,7 +346,7 @@ class BCResBlock(Layer):
                 for key, value in norm.grads.items():
                     grads[f"{name}.{key}"] = value
         self.grads = grads
-        return grad_input
+        return None if grad_input is None else _as_batch(grad_input)
 
     def get_config(self) -> dict[str, Any]:
         return {
