@@ -1,7 +1,8 @@
 """Training steps of the shipped keyword model's architecture on one process and on several.
 
-The model is what ``urgence train`` fine-tunes: the DS-CNN of ``urgence.kws.architectures``
-(``--width``, 80 by default) after a mean-normalisation layer, 14 classes, Adam, on random
+The model is what ``urgence train`` fine-tunes: a network of ``urgence.kws.architectures``
+(``--architecture``: ``bcresnet``, the shipped one, width 24 and time stride 2 by default;
+``dscnn``, width 80 by default) after a mean-normalisation layer, 14 classes, Adam, on random
 1 x 40 x 98 windows, batch 64 (``--batch``). Three ways to run a step, interleaved so that
 each repeat meets the same machine:
 
@@ -14,7 +15,8 @@ the range over ``--repeats``. The machine should be otherwise idle: the script p
 load average before and after. As ``urgence train`` does, the process first tells glibc to
 keep freed memory (``urgence.nn.memory``); ``--default-malloc`` leaves glibc's defaults.
 
-usage: benchmarks/training_processes.py [--width 80] [--batch 64] [--steps 30] [--repeats 5]
+usage: benchmarks/training_processes.py [--architecture bcresnet|dscnn] [--width W]
+                                        [--batch 64] [--steps 30] [--repeats 5]
                                         [--default-malloc]
 """
 
@@ -33,9 +35,15 @@ from urgence.nn.data_parallel import DataParallel
 from urgence.nn.memory import keep_freed_memory
 from urgence.nn.optimizers import Adam
 
+# the recipe's options (scripts/train-from-nothing.sh) besides the width
+OPTIONS = {"bcresnet": {"time_stride": 2}, "dscnn": {}}
+DEFAULT_WIDTH = {"bcresnet": 24, "dscnn": 80}
 
-def _model(width: int):
-    model = architectures.build("dscnn", 14, seed=0, width=width, cmn=True)
+
+def _model(architecture: str, width: int):
+    model = architectures.build(
+        architecture, 14, seed=0, width=width, cmn=True, **OPTIONS[architecture]
+    )
     return model.compile("cross_entropy", Adam(0.001))
 
 
@@ -52,12 +60,18 @@ def _time_steps(trainer, x: np.ndarray, y: np.ndarray, batch: int, steps: int) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--width", type=int, default=80)
+    parser.add_argument("--architecture", choices=sorted(OPTIONS), default="bcresnet")
+    parser.add_argument("--width", type=int, help="default: 24 for bcresnet, 80 for dscnn")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--default-malloc", action="store_true", help="glibc's defaults")
     args = parser.parse_args(argv)
+    width = args.width or DEFAULT_WIDTH[args.architecture]
+
+    def model():
+        return _model(args.architecture, width)
+
     if not args.default_malloc:
         keep_freed_memory()
     rng = np.random.default_rng(0)
@@ -68,20 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     times["DataParallel, 2 processes"] = []
     for _ in range(args.repeats):
         with threadpool_limits(1, user_api="blas"):
-            times["1 process, 1 thread"].append(
-                _time_steps(_model(args.width), x, y, args.batch, args.steps)
-            )
+            times["1 process, 1 thread"].append(_time_steps(model(), x, y, args.batch, args.steps))
         with threadpool_limits(2, user_api="blas"):
-            times["1 process, 2 threads"].append(
-                _time_steps(_model(args.width), x, y, args.batch, args.steps)
-            )
+            times["1 process, 2 threads"].append(_time_steps(model(), x, y, args.batch, args.steps))
         with threadpool_limits(1, user_api="blas"):
-            with DataParallel(_model(args.width), processes=2, max_batch=args.batch) as trainer:
+            with DataParallel(model(), processes=2, max_batch=args.batch) as trainer:
                 times["DataParallel, 2 processes"].append(
                     _time_steps(trainer, x, y, args.batch, args.steps)
                 )
     reference = statistics.median(times["1 process, 1 thread"])
-    print(f"DS-CNN width {args.width}, batch {args.batch}, {args.steps} steps x {args.repeats}")
+    shape = f"{args.architecture} width {width}, batch {args.batch}"
+    print(f"{shape}, {args.steps} steps x {args.repeats}")
     print(f"{'way':28s} {'ms/step':>8s} {'range':>13s} {'speed-up':>9s}")
     for name, values in times.items():
         median = statistics.median(values)

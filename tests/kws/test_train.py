@@ -292,3 +292,16 @@ def test_a_run_without_validation_rows_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="no validation rows"):
         train(_config(words, tmp_path, task="words"), verbose=0)
     assert not (tmp_path / "model.npz").exists()
+
+
+def test_a_model_started_from_another_records_the_others_architecture(tiny_corpus, tmp_path):
+    """A mining round (init_from) keeps its base's network: the model file says which, not
+    the configuration's unused default."""
+    base = train(
+        _config(tiny_corpus, tmp_path / "base", epochs=1, architecture="compact_cnn"), verbose=0
+    )
+    tuned = train(
+        _config(tiny_corpus, tmp_path / "tuned", epochs=1, init_from=str(base)), verbose=0
+    )
+    assert load_model(base).metadata["architecture"] == "compact_cnn"
+    assert load_model(tuned).metadata["architecture"] == "compact_cnn"

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-from urgence.kws.architectures import dscnn_layers
+from urgence.kws.architectures import bcresnet_layers, dscnn_layers
 from urgence.nn import Sequential
 from urgence.nn.fusion import fold_batch_norm
 from urgence.nn.layers import (
     BatchNormalization,
+    BCResBlock,
     Conv2D,
     Dense,
     DepthwiseConv2D,
@@ -16,15 +17,25 @@ from urgence.nn.layers import (
 )
 
 
-def _trained_statistics(model: Sequential, rng: np.random.Generator) -> None:
-    """Give every BatchNormalization non-trivial parameters and moving statistics."""
+def _norms(model: Sequential):
     for layer in model.layers:
         if isinstance(layer, BatchNormalization):
-            n = layer.params["gamma"].shape[0]
-            layer.params["gamma"][...] = rng.uniform(0.5, 2.0, n)
-            layer.params["beta"][...] = rng.normal(0, 1, n)
-            layer.moving_mean[...] = rng.normal(0, 1, n)
-            layer.moving_var[...] = rng.uniform(0.2, 3.0, n)
+            yield layer
+        yield from getattr(layer, "_norms", {}).values()  # a BCResBlock's own
+
+
+def _trained_statistics(model: Sequential, rng: np.random.Generator) -> None:
+    """Give every BatchNormalization non-trivial parameters and moving statistics."""
+    for layer in _norms(model):
+        _randomise(layer, rng)
+
+
+def _randomise(layer: BatchNormalization, rng: np.random.Generator) -> None:
+    n = layer.params["gamma"].shape[0]
+    layer.params["gamma"][...] = rng.uniform(0.5, 2.0, n)
+    layer.params["beta"][...] = rng.normal(0, 1, n)
+    layer.moving_mean[...] = rng.normal(0, 1, n)
+    layer.moving_var[...] = rng.uniform(0.2, 3.0, n)
 
 
 def test_folded_dscnn_computes_the_same_posteriors(rng):
@@ -37,6 +48,27 @@ def test_folded_dscnn_computes_the_same_posteriors(rng):
     assert len(folded.layers) == len(model.layers) - 2 * 9  # 9 BN + 9 ReLU folded
     np.testing.assert_allclose(folded.predict_proba(x), model.predict_proba(x), atol=2e-6)
     assert folded.predict_proba(x).dtype == np.float32
+
+
+def test_folded_bcresnet_computes_the_same_posteriors_and_sees_new_states(rng):
+    """Its blocks compute their norms' maps once (fix_norms); a new state replaces them."""
+    model = Sequential(bcresnet_layers(14, width=8, time_stride=2), input_shape=(1, 40, 98), seed=3)
+    _trained_statistics(model, rng)
+    x = rng.standard_normal((2, 1, 40, 98)).astype(np.float32)
+    folded = fold_batch_norm(model)
+    np.testing.assert_allclose(folded.predict_proba(x), model.predict_proba(x), atol=2e-6)
+    np.testing.assert_allclose(folded.predict_proba(x[:1]), model.predict_proba(x[:1]), atol=2e-6)
+    blocks = [
+        [layer for layer in m.layers if isinstance(layer, BCResBlock)] for m in (folded, model)
+    ]
+    for block in blocks[1]:  # new statistics in the model's blocks only
+        for norm in block._norms.values():
+            _randomise(norm, rng)
+    before = folded.predict_proba(x)
+    for mine, theirs in zip(*blocks, strict=True):
+        mine.load_state({key: value.copy() for key, value in theirs.state().items()})
+    np.testing.assert_allclose(folded.predict_proba(x), model.predict_proba(x), atol=2e-6)
+    assert not np.allclose(before, folded.predict_proba(x), atol=1e-4)
 
 
 @pytest.mark.parametrize(

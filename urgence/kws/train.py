@@ -316,6 +316,14 @@ def _speech_commands(folder: str, config: TrainConfig, rng: np.random.Generator)
     )
 
 
+def _architecture_of(config: TrainConfig) -> str:
+    """The trained network's family: a model started from ``init_from`` keeps its base's
+    layers, whatever ``config.architecture`` says."""
+    if config.init_from is None:
+        return config.architecture
+    return str(load_model(config.init_from).metadata.get("architecture", "unknown"))
+
+
 def make_model(config: TrainConfig, labels: tuple[str, ...]) -> Sequential:
     if config.init_from is None:
         options = {"width": config.width}
@@ -542,7 +550,7 @@ def train(
         "labels": list(data.labels),
         "feature_config": FeatureConfig().to_dict(),
         "thresholds": {},
-        "architecture": config.architecture,
+        "architecture": _architecture_of(config),
         "params": best.count_params(),
         "macs": architectures.count_macs(best),
         "best_epoch": state["best"]["epoch"],

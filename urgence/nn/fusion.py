@@ -21,6 +21,7 @@ import numpy as np
 
 from urgence.nn.layers import (
     BatchNormalization,
+    BCResBlock,
     Conv2D,
     Dense,
     DepthwiseConv2D,
@@ -86,5 +87,7 @@ def fold_batch_norm(model: Sequential) -> Sequential:
     for layer, state in zip(fused.layers, states, strict=True):
         layer.load_state(state)
         layer.trainable = False
+        if isinstance(layer, BCResBlock):
+            layer.fix_norms()  # its norms are inside it: their maps are computed once
     fused.metadata = dict(model.metadata)
     return fused

@@ -160,6 +160,7 @@ class BCResBlock(Layer):
         self.transition = False
         self._norms: dict[str, BatchNormalization] = {}
         self._cache: dict[str, Any] = {}
+        self._fixed_affines: dict[tuple[str, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
 
     # -- construction -------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -224,8 +225,24 @@ class BCResBlock(Layer):
     def _affine(self, name: str, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """A norm with its moving statistics as (scale, shift), broadcastable over
         (C, F, N, T) storage."""
+        fixed = self._fixed_affines.get((name, np.dtype(dtype)))
+        if fixed is not None:
+            return fixed
         _, scale, shift = self._norms[name].fixed_affine(dtype)
         return scale[:, None, None, None], shift[:, None, None, None]
+
+    def fix_norms(self) -> None:
+        """Compute the norms' inference maps once, for an inference-only copy of a trained
+        block (``urgence.nn.fusion.fold_batch_norm``): at batch 1, where the detector runs,
+        recomputing them was a fifth of the block's time. Later changes to the parameters
+        are not seen, except through ``load_state``."""
+        self._fixed_affines = {}
+        for name in self._norms:
+            self._fixed_affines[(name, np.dtype(np.float32))] = self._affine(name, np.float32)
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_state(arrays)
+        self._fixed_affines = {}
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
         p, dtype = self.params, x.dtype
