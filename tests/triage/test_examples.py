@@ -34,7 +34,7 @@ def shipped_model():
     return KeywordModel.load(SHIPPED)
 
 
-# What the shipped model (models/kws, 2026-11-30) gets wrong on these calls, measured and
+# What the shipped model (models/kws, 2026-12-01: BC-ResNet) gets wrong on these calls, measured and
 # reported in docs/MODEL_CARD.md. strict: when a retrained model gets one right, the test
 # fails until this list is updated, so the list cannot go stale.
 KNOWN_MISSES = {
