@@ -99,6 +99,8 @@ class BatchNormalization(Layer):
             raise LayerError("BatchNormalization: backward() before forward()")
         if self._cache[2] == "rows":
             return self._backward_channel_rows(grad_out)
+        if self._cache[2] == "fixed rows":
+            raise LayerError("BatchNormalization: forward_rows() is followed by backward_rows()")
         normalised, inv_std, used_batch = self._cache
         ndim = grad_out.ndim
         axes = self._axes(grad_out)
