@@ -20,6 +20,12 @@ margin above what the tuning speech scores. On the cached posteriors of two mode
 83.7% / 87.0% to 85.7% / 88.3% and the held-out false alarms from 0 / 1 to 0 / 0 (both
 rules were picked on those test calls, so part of the gain may not carry to new calls).
 
+A false alarm at the thresholds themselves counts twice: once with the margin, once without
+(session 16). Counted with the margin only, one that peaks above every candidate minus the
+margin costs the same at every threshold, and the tuner left it firing where a higher
+candidate silences it: a run (`cs1`) kept three real-speech false alarms (malaise 0.94,
+cambriolage 0.90, hémorragie) at thresholds of 0.80; counted twice, all three went.
+
 Why not the per-keyword F1 of ``urgence.kws.detector.tune_thresholds``: with a few
 occurrences of each keyword in the validation calls, per-keyword optima scattered from 0.35
 to 0.95 and moved 5-7 routing points from one candidate model to the next; measured on 300
@@ -137,6 +143,9 @@ def thresholds_from_posteriors(
             right += (service in needed) if needed else (service is None)
         lowered = {k: max(0.0, value - speech_margin) for k, value in thresholds.items()}
         false_alarms = sum(len(detections(p, d, lowered)) for p, d in speech)
+        # and once more at the thresholds themselves: a false alarm the margin cannot keep
+        # away (it peaks above every candidate minus the margin) is still kept below them
+        false_alarms += sum(len(detections(p, d, thresholds)) for p, d in speech)
         return right - false_alarm_cost * false_alarms
 
     shared = max(candidates, key=lambda c: (score(dict.fromkeys(keywords, c)), c))
