@@ -135,3 +135,25 @@ def test_cli_refuses_minimal_pairs_for_a_non_keyword(tmp_path, capsys):
 def test_mining_config_refuses_minimal_pairs_for_a_non_keyword():
     with pytest.raises(ValueError, match="pair_keywords"):
         MiningConfig(pairs_per_keyword=1, pair_keywords=("gaz", "garde"))
+
+
+def test_call_sentences_make_every_mined_sentence_when_asked(corpus, monkeypatch):
+    from urgence.corpus import dialogue
+
+    drawn = []
+    real = dialogue.call_sentence
+
+    def counting(rng, keyword=None):
+        drawn.append(keyword)
+        return real(rng, keyword)
+
+    monkeypatch.setattr(dialogue, "call_sentence", counting)
+    mine_hard_examples(FixedModel(gaz=0.3, _unknown_=0.7), corpus, SMALL)
+    assert drawn == []  # the corpus was built without them
+    every = dataclasses.replace(SMALL, call_sentences=1.0)
+    mine_hard_examples(FixedModel(gaz=0.3, _unknown_=0.7), corpus, every)
+    # per training voice: its one running-speech sentence and one phrase per keyword
+    voices = drawn.count(None)
+    assert voices >= 1 and all(drawn.count(k) == voices for k in KEYWORDS)
+    with pytest.raises(ValueError, match="call_sentences"):
+        MiningConfig(call_sentences=1.5)

@@ -43,7 +43,7 @@ import numpy as np
 from urgence.audio import augment
 from urgence.audio.features import FeatureConfig, log_mel
 from urgence.audio.io import AudioError, load_audio
-from urgence.corpus import phrases, recordings, voice_variants
+from urgence.corpus import dialogue, phrases, recordings, voice_variants
 from urgence.corpus.clips import (
     CLIP_SAMPLES,
     ClipError,
@@ -109,7 +109,7 @@ SPEECH_COMMANDS_PER_SHARD = 200
 ASTERISK_PER_SHARD = 100
 SILENCE_PER_SHARD = 200
 FEATURE_DTYPE = np.float16
-FORMAT_VERSION = 10
+FORMAT_VERSION = 11
 _ITEM_SEPARATOR = "\t"  # between the fields of a shard item ("path<TAB>word<TAB>speaker")
 
 
@@ -135,6 +135,9 @@ class BuildConfig:
     # share of running-speech sentences (corpus and mining) whose words are drawn as often as
     # French uses them, function words included (``natural_vocabulary``)
     natural_running: float = 0.0
+    # share of running-speech sentences and of keyword phrases (corpus and mining) made by
+    # the call-like grammar of ``dialogue`` instead of random words or carrier phrases
+    call_sentences: float = 0.0
     # per voice and keyword: `_unknown_` clips of the keyword's phrases with one of its closest
     # words in its place ("une fuite de garde"): minimal pairs (``minimal_pair_phrase``)
     pairs_per_keyword: int = 0
@@ -265,6 +268,10 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
         raise BuildError(
             f"--natural-running must be a share between 0 and 1, got {config.natural_running}"
         )
+    if not 0.0 <= config.call_sentences <= 1.0:
+        raise BuildError(
+            f"--call-sentences must be a share between 0 and 1, got {config.call_sentences}"
+        )
     if config.pairs_per_keyword < 0:
         raise BuildError(f"--pairs-per-keyword must be >= 0, got {config.pairs_per_keyword}")
     low, high = config.train_snr_db
@@ -371,6 +378,31 @@ def running_text(
         for _ in range(int(rng.integers(1, 3))):
             words.insert(int(rng.integers(len(words) + 1)), confusable_word(confusables, rng))
     return " ".join(words)
+
+
+def neutral_text(
+    vocabulary: list[str],
+    rng: np.random.Generator,
+    confusables: Mapping[str, Sequence[str]],
+    config: BuildConfig,
+) -> str:
+    """A keyword-free sentence: in ``config.call_sentences`` of them a call-like sentence
+    (``dialogue``), in the others ``running_text``."""
+    if config.call_sentences > 0 and rng.random() < config.call_sentences:
+        return dialogue.call_sentence(rng)
+    return running_text(vocabulary, rng, confusables, config.natural_running)
+
+
+def keyword_text(
+    keyword: str, vocabulary: list[str], rng: np.random.Generator, call_share: float = 0.0
+) -> str:
+    """A sentence holding ``keyword``: in ``call_share`` of them a call-like sentence
+    (``dialogue``), in the others a carrier phrase or the keyword among random words."""
+    if call_share > 0 and rng.random() < call_share:
+        return dialogue.call_sentence(rng, keyword)
+    if rng.random() < RANDOM_CONTEXT_SHARE:
+        return phrases.random_context_phrase(keyword, vocabulary, rng)
+    return phrases.keyword_phrase(keyword, rng)
 
 
 def confusable_word(confusables: Mapping[str, Sequence[str]], rng: np.random.Generator) -> str:
@@ -484,10 +516,7 @@ def _synthesised_clips(
         for _ in range(config.isolated_per_keyword):
             attempt(keyword, None, keyword, "isolated")
         for _ in range(config.phrase_per_keyword):
-            if rng.random() < RANDOM_CONTEXT_SHARE:
-                text = phrases.random_context_phrase(keyword, vocabulary, rng)
-            else:
-                text = phrases.keyword_phrase(keyword, rng)
+            text = keyword_text(keyword, vocabulary, rng, config.call_sentences)
             context = bool(rng.random() < CONTEXT_SHARE)
             attempt(
                 text,
@@ -499,7 +528,7 @@ def _synthesised_clips(
             )
     for _ in range(config.unknown_per_voice):
         if rng.random() < RUNNING_SPEECH_SHARE:
-            text = running_text(vocabulary, rng, confusables, config.natural_running)
+            text = neutral_text(vocabulary, rng, confusables, config)
             try:
                 speech = speak(text, None)
             except SynthesisError:

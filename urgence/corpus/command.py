@@ -45,6 +45,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="share of running-speech sentences with words drawn at their French frequency (0)",
     )
     build.add_argument(
+        "--call-sentences",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of running speech and keyword phrases (corpus and mining) made by the "
+        "call-like grammar (0)",
+    )
+    build.add_argument(
         "--pairs-per-keyword",
         type=int,
         default=None,
@@ -113,6 +121,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=(),
         metavar="KW,KW",
         help="the keywords that get minimal-pair phrases, comma-separated (all)",
+    )
+    mine.add_argument(
+        "--call-sentences",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of sentences made by the call-like grammar (the corpus's own share)",
     )
     mine.add_argument("--seed", type=int, default=0, help="mining seed (0)")
     mine.add_argument(
@@ -188,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         "muffle": args.muffle,
         "train_snr_db": tuple(args.train_snr_db) if args.train_snr_db else None,
         "natural_running": args.natural_running,
+        "call_sentences": args.call_sentences,
         "pairs_per_keyword": args.pairs_per_keyword,
         "pico_voices": args.pico_voices,
         "seed": args.seed,
@@ -255,6 +271,7 @@ def _mine(args: argparse.Namespace) -> int:
             phrases_per_keyword=args.phrases_per_keyword,
             pairs_per_keyword=args.pairs_per_keyword,
             pair_keywords=args.pair_keywords,
+            call_sentences=args.call_sentences,
             seed=args.seed,
         )
         mined = mine_hard_examples(

@@ -27,7 +27,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -36,14 +36,14 @@ import numpy as np
 from urgence.audio import augment
 from urgence.audio.features import FeatureConfig, log_mel
 from urgence.audio.features import windows as cut_windows
-from urgence.corpus import phrases
 from urgence.corpus.build import (
     FEATURE_DTYPE,
     BuildConfig,
     ShardSpec,
+    keyword_text,
     minimal_pairs,
+    neutral_text,
     plan_shards,
-    running_text,
     shared_resources,
     synthesiser,
 )
@@ -74,6 +74,9 @@ class MiningConfig:
     # the keywords that get minimal pairs (empty: all). Only "gaz" and "vol" have hundreds
     # of neighbours (475, 367), each heard about once in a corpus; the others have 5-40.
     pair_keywords: tuple[str, ...] = ()
+    # share of running-speech sentences and keyword phrases made by the call-like grammar
+    # (``dialogue``); None: the corpus's own share (``BuildConfig.call_sentences``)
+    call_sentences: float | None = None
     copies: int = 2  # noisy / telephone copies of each sentence, beside the clean one
     min_negative_score: float = 0.25
     max_positive_score: float = 0.5
@@ -87,6 +90,8 @@ class MiningConfig:
         unknown = [k for k in self.pair_keywords if k not in KEYWORDS]
         if unknown:
             raise ValueError(f"pair_keywords must be keywords, not {unknown}")
+        if self.call_sentences is not None and not 0.0 <= self.call_sentences <= 1.0:
+            raise ValueError(f"call_sentences must be a share in [0, 1], got {self.call_sentences}")
 
 
 def _corpus_build_config(corpus: Path) -> BuildConfig:
@@ -117,6 +122,8 @@ def mine_hard_examples(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     build_config = _corpus_build_config(Path(corpus))
+    if config.call_sentences is not None:
+        build_config = replace(build_config, call_sentences=config.call_sentences)
     specs = [spec for spec in plan_shards(build_config) if spec.kind in ("espeak", "pico")]
     job = (model, build_config, config)
     started = time.perf_counter()
@@ -228,15 +235,12 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
                 keep(windows[i], LABELS.index(UNKNOWN), speaker, source, best[i])
 
     for _ in range(config.sentences_per_voice):
-        text = running_text(vocabulary, rng, confusables, build_config.natural_running)
+        text = neutral_text(vocabulary, rng, confusables, build_config)
         mine_negatives(text, f"{engine}-mined")
     for keyword in KEYWORDS:
         column = LABELS.index(keyword)
         for _ in range(config.phrases_per_keyword):
-            if rng.random() < 0.5:
-                text = phrases.random_context_phrase(keyword, vocabulary, rng)
-            else:
-                text = phrases.keyword_phrase(keyword, rng)
+            text = keyword_text(keyword, vocabulary, rng, build_config.call_sentences)
             try:
                 speech = speak(text, keyword)
                 start_s, end_s, _, _ = word_span(speech, keyword)
