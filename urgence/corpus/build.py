@@ -431,10 +431,7 @@ def minimal_pair_phrase(
     """A phrase of ``keyword`` (a carrier phrase or random context, as keyword clips draw
     them) with ``word`` in the keyword's place: the same neighbours and prosody, a different
     word, so the model has to hear the keyword itself."""
-    if rng.random() < RANDOM_CONTEXT_SHARE:
-        text = phrases.random_context_phrase(keyword, vocabulary, rng)
-    else:
-        text = phrases.keyword_phrase(keyword, rng)
+    text = keyword_text(keyword, vocabulary, rng)
     return re.sub(rf"(?<!\w){re.escape(keyword)}(?!\w)", word, text, count=1)
 
 
