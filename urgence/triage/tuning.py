@@ -123,8 +123,14 @@ def thresholds_from_posteriors(
         raise ValueError(f"speech_margin must be >= 0, got {speech_margin}")
     config = config or DetectorConfig()
     labels = list(labels)
-    _, keywords = keyword_columns(labels)
+    columns, keywords = keyword_columns(labels)
     call_items = [(posteriors, duration_s, set(needed)) for posteriors, duration_s, needed in calls]
+    # each keyword's highest window posterior: a smoothed posterior is a mean of windows, so
+    # a recording whose peaks all stay under the thresholds cannot fire and is not replayed
+    speech_items = [
+        (p, d, p[:, columns].max(axis=0) if len(p) else np.zeros(len(columns), np.float32))
+        for p, d in speech
+    ]
 
     def detections(posteriors: np.ndarray, duration_s: float, thresholds: Mapping[str, float]):
         return detections_from_posteriors(
@@ -142,11 +148,18 @@ def thresholds_from_posteriors(
             service = route(detections(posteriors, duration_s, thresholds)).service
             right += (service in needed) if needed else (service is None)
         lowered = {k: max(0.0, value - speech_margin) for k, value in thresholds.items()}
-        false_alarms = sum(len(detections(p, d, lowered)) for p, d in speech)
         # and once more at the thresholds themselves: a false alarm the margin cannot keep
         # away (it peaks above every candidate minus the margin) is still kept below them
-        false_alarms += sum(len(detections(p, d, thresholds)) for p, d in speech)
+        false_alarms = speech_alarms(lowered) + speech_alarms(thresholds)
         return right - false_alarm_cost * false_alarms
+
+    def speech_alarms(thresholds: Mapping[str, float]) -> int:
+        levels = np.array([thresholds[k] for k in keywords], dtype=np.float32)
+        return sum(
+            len(detections(p, d, thresholds))
+            for p, d, peaks in speech_items
+            if (peaks >= levels).any()
+        )
 
     shared = max(candidates, key=lambda c: (score(dict.fromkeys(keywords, c)), c))
     thresholds = dict.fromkeys(keywords, float(shared))
