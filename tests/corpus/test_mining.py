@@ -157,3 +157,39 @@ def test_call_sentences_make_every_mined_sentence_when_asked(corpus, monkeypatch
     assert voices >= 1 and all(drawn.count(k) == voices for k in KEYWORDS)
     with pytest.raises(ValueError, match="call_sentences"):
         MiningConfig(call_sentences=1.5)
+
+
+def test_the_score_cuts_decide_which_windows_are_kept(corpus):
+    # every keyword scored 0.6 in every window (not a distribution: only the cuts matter)
+    doubtful = FixedModel(**dict.fromkeys(KEYWORDS, 0.6))
+    keywords_only = dataclasses.replace(SMALL, sentences_per_voice=0)
+    # no hard positive under the default cut of 0.5; under a cut of 0.9, every keyword's
+    assert not len(mine_hard_examples(doubtful, corpus, keywords_only)["label"])
+    wider = dataclasses.replace(keywords_only, max_positive_score=0.9)
+    kept = mine_hard_examples(doubtful, corpus, wider)["label"]
+    assert set(kept) == {LABELS.index(k) for k in KEYWORDS}
+    # running speech is a hard negative at the default cut of 0.25, not at 0.7
+    speech_only = dataclasses.replace(SMALL, phrases_per_keyword=0)
+    assert len(mine_hard_examples(doubtful, corpus, speech_only)["label"])
+    stricter = dataclasses.replace(speech_only, min_negative_score=0.7)
+    assert not len(mine_hard_examples(doubtful, corpus, stricter)["label"])
+    with pytest.raises(ValueError, match="max_positive_score"):
+        MiningConfig(max_positive_score=0.0)
+
+
+def test_cli_passes_the_score_cuts(tmp_path, monkeypatch):
+    from urgence.corpus import mining
+
+    seen = {}
+
+    def record(model, corpus, config, **_):
+        seen["config"] = config
+        raise ValueError("stop here")
+
+    (tmp_path / "build.json").write_text("{}", encoding="utf-8")
+    monkeypatch.setattr(mining, "mine_hard_examples", record)
+    monkeypatch.setattr("urgence.kws.model.KeywordModel.load", lambda path: object())
+    args = ["corpus", "mine", "--corpus", str(tmp_path), "--model", "m"]
+    assert main([*args, "--max-positive-score", "0.9", "--min-negative-score", "0.3"]) == 2
+    assert seen["config"].max_positive_score == 0.9
+    assert seen["config"].min_negative_score == 0.3

@@ -129,6 +129,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SHARE",
         help="share of sentences made by the call-like grammar (the corpus's own share)",
     )
+    mine.add_argument(
+        "--min-negative-score",
+        type=float,
+        default=0.25,
+        metavar="P",
+        help="a window of running speech becomes a hard negative when the model gives some "
+        "keyword at least P (0.25)",
+    )
+    mine.add_argument(
+        "--max-positive-score",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="a window holding a keyword becomes a hard positive when the model gives the "
+        "keyword less than P (0.5)",
+    )
     mine.add_argument("--seed", type=int, default=0, help="mining seed (0)")
     mine.add_argument(
         "--workers",
@@ -272,6 +288,8 @@ def _mine(args: argparse.Namespace) -> int:
             pairs_per_keyword=args.pairs_per_keyword,
             pair_keywords=args.pair_keywords,
             call_sentences=args.call_sentences,
+            min_negative_score=args.min_negative_score,
+            max_positive_score=args.max_positive_score,
             seed=args.seed,
         )
         mined = mine_hard_examples(

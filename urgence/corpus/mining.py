@@ -92,6 +92,9 @@ class MiningConfig:
             raise ValueError(f"pair_keywords must be keywords, not {unknown}")
         if self.call_sentences is not None and not 0.0 <= self.call_sentences <= 1.0:
             raise ValueError(f"call_sentences must be a share in [0, 1], got {self.call_sentences}")
+        for name in ("min_negative_score", "max_positive_score"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
 
 
 def _corpus_build_config(corpus: Path) -> BuildConfig:
