@@ -14,6 +14,11 @@ with momentum 0.9, lr 0.01):
               batch 1; BatchNormalization folded into the convolutions, as the
               product runs it (urgence.nn.fusion; --no-fold: unfolded)  --dscnn-threads (2)
     dscnn_b32 the same, batch 32                                      --dscnn-threads (2)
+    bcres_b1  inference of the shipped keyword model's network: BC-ResNet, width 24, time
+              stride 2, after cepstral mean normalisation (urgence.kws.architectures
+              .bcresnet_layers), batch 1, folded as the product runs it    1 thread
+    bcres_t64 its training steps: batch 64, Adam (lr 0.001), as ``urgence train`` fits it
+              on one process                                          1 thread
 
 Each repeat runs every case once per framework, alternating which goes first; the figures
 are medians over the repeats. Threads: ``torch.set_num_threads`` for PyTorch, threadpoolctl
@@ -46,10 +51,10 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from urgence.kws.architectures import dscnn_layers
+from urgence.kws.architectures import bcresnet_layers, dscnn_layers
 from urgence.nn import Sequential, optimizers
 from urgence.nn.fusion import fold_batch_norm
-from urgence.nn.layers import Conv2D, Dense, Flatten, MaxPool2D, Softmax
+from urgence.nn.layers import Conv2D, Dense, Flatten, MaxPool2D, MeanNormalization, Softmax
 
 try:
     import torch
@@ -66,7 +71,10 @@ TARGETS = {
     "cnn_1t": 0.9,
     "dscnn_b1": 1.2,
     "dscnn_b32": 0.7,
+    "bcres_b1": 1.2,
+    "bcres_t64": 1.0,
 }
+BCRES_WIDTH, BCRES_TIME_STRIDE, BCRES_BATCH = 24, 2, 64
 
 
 # -- the architectures, once per framework -------------------------------------------------
@@ -92,10 +100,87 @@ def urgence_layers(case: str) -> list:
             Dense(10),
             Softmax(),
         ]
+    if case.startswith("bcres"):
+        layers = bcresnet_layers(KWS_CLASSES, width=BCRES_WIDTH, time_stride=BCRES_TIME_STRIDE)
+        return [MeanNormalization(axes=(3,)), *layers]
     return dscnn_layers(KWS_CLASSES)
 
 
+def torch_bcresnet(width: int, time_stride: int):
+    """The network of ``urgence.kws.architectures.bcresnet_layers`` (and the block of
+    ``urgence.nn.layers.BCResBlock``) in PyTorch, after the same mean normalisation."""
+
+    class MeanOverTime(nn.Module):
+        def forward(self, x):
+            return x - x.mean(dim=3, keepdim=True)
+
+    class Block(nn.Module):
+        def __init__(self, c_in: int, c: int, freq_stride: int, dilation: int, subbands: int):
+            super().__init__()
+            self.transition = c_in != c or freq_stride != 1
+            if self.transition:
+                self.enter = nn.Sequential(
+                    nn.Conv2d(c_in, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU()
+                )
+            self.frequency = nn.Conv2d(
+                c, c, (3, 1), stride=(freq_stride, 1), padding=(1, 0), groups=c, bias=False
+            )
+            self.subbands = subbands
+            self.sub_norm = nn.BatchNorm2d(c * subbands)
+            self.temporal = nn.Sequential(
+                nn.Conv2d(
+                    c,
+                    c,
+                    (1, 3),
+                    padding=(0, dilation),
+                    dilation=(1, dilation),
+                    groups=c,
+                    bias=False,
+                ),
+                nn.BatchNorm2d(c),
+                nn.SiLU(),
+                nn.Conv2d(c, c, 1, bias=False),
+            )
+
+        def forward(self, x):
+            h = self.enter(x) if self.transition else x
+            f2 = self.frequency(h)
+            n, c, f, t = f2.shape
+            f2 = self.sub_norm(f2.reshape(n, c * self.subbands, f // self.subbands, t))
+            f2 = f2.reshape(n, c, f, t)
+            out = f2 + self.temporal(f2.mean(dim=2, keepdim=True))
+            return torch.relu(out if self.transition else out + x)
+
+    w = width
+    layers = [
+        MeanOverTime(),
+        nn.Conv2d(1, 2 * w, 5, stride=(2, time_stride), padding=2, bias=False),
+        nn.BatchNorm2d(2 * w),
+        nn.ReLU(),
+    ]
+    dilations = (1, 2, 4, 8) if time_stride == 1 else (1, 1, 2, 4)
+    stages = ((w, 2, 1), (w * 3 // 2, 2, 2), (2 * w, 4, 2), (w * 5 // 2, 4, 1))
+    c_in = 2 * w
+    for (channels, blocks, freq_stride), dilation in zip(stages, dilations, strict=True):
+        for block in range(blocks):
+            layers.append(Block(c_in, channels, freq_stride if block == 0 else 1, dilation, 5))
+            c_in = channels
+    layers += [
+        nn.Conv2d(c_in, c_in, 5, groups=c_in, bias=False),
+        nn.Conv2d(c_in, 4 * w, 1, bias=False),
+        nn.BatchNorm2d(4 * w),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.1),
+        nn.Linear(4 * w, KWS_CLASSES),
+    ]
+    return nn.Sequential(*layers)
+
+
 def torch_module(case: str):
+    if case.startswith("bcres"):
+        return torch_bcresnet(BCRES_WIDTH, BCRES_TIME_STRIDE)
     if case == "softmax":
         return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     if case == "mlp":
@@ -206,11 +291,41 @@ def training_case(name: str, threads: int, n: int, rng: np.random.Generator) -> 
     return Case(name, threads, urgence_epoch, torch_epoch)
 
 
+def keyword_training_case(name: str, steps: int, rng: np.random.Generator) -> Case:
+    """Training steps of the shipped keyword network on random log-mel windows, Adam."""
+    x = rng.standard_normal((steps * BCRES_BATCH, *KWS_SHAPE), dtype=np.float32)
+    y = rng.integers(0, KWS_CLASSES, len(x))
+    model = Sequential(urgence_layers(name), input_shape=KWS_SHAPE, seed=0)
+    model.compile("cross_entropy", optimizers.Adam(0.001))
+    batches = [slice(i * BCRES_BATCH, (i + 1) * BCRES_BATCH) for i in range(steps)]
+
+    def urgence_steps() -> None:
+        for rows in batches:
+            model.train_on_batch(x[rows], y[rows])
+
+    torch_steps = None
+    if torch is not None:
+        module = torch_module(name)
+        optimizer = torch.optim.Adam(module.parameters(), lr=0.001)
+        x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def torch_steps() -> None:
+            module.train()
+            for rows in batches:
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(module(x_t[rows]), y_t[rows]).backward()
+                optimizer.step()
+
+    return Case(name, 1, urgence_steps, torch_steps)
+
+
 def inference_case(
     name: str, threads: int, batch: int, calls: int, rng, *, fold: bool = True
 ) -> Case:
     x = rng.standard_normal((batch, *KWS_SHAPE), dtype=np.float32)
-    model = Sequential(urgence_layers("dscnn"), input_shape=KWS_SHAPE, seed=0)
+    network = "bcres" if name.startswith("bcres") else "dscnn"
+    model = Sequential(urgence_layers(network), input_shape=KWS_SHAPE, seed=0)
     if fold:
         # what the product runs (urgence.kws.model.KeywordModel): BatchNormalization folded
         # into the convolutions; PyTorch's eager mode runs its BatchNorm2d layers as they are
@@ -222,7 +337,7 @@ def inference_case(
 
     torch_calls = None
     if torch is not None:
-        module = torch_module("dscnn").eval()
+        module = torch_module(network).eval()
         x_t = torch.from_numpy(x)
 
         def torch_calls() -> None:
@@ -318,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown cases {unknown}" if unknown else "--repeats must be >= 1")
     n = 6_000 if args.quick else 60_000
     calls_b1, calls_b32 = (20, 3) if args.quick else (200, 20)
+    train_steps = 5 if args.quick else 30
     rng = np.random.default_rng(0)
     log = sys.stderr
     for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -343,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         "dscnn_b32": lambda: inference_case(
             "dscnn_b32", args.dscnn_threads, 32, calls_b32, rng, fold=not args.no_fold
         ),
+        "bcres_b1": lambda: inference_case("bcres_b1", 1, 1, calls_b1, rng, fold=not args.no_fold),
+        "bcres_t64": lambda: keyword_training_case("bcres_t64", train_steps, rng),
     }
     cases = [builders[name]() for name in names]
     if args.engine_threads:
@@ -351,7 +469,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.one_thread:
         for case in cases:
             case.threads = 1
-    per_call = {"dscnn_b1": calls_b1, "dscnn_b32": calls_b32}
+    per_call = {
+        "dscnn_b1": calls_b1,
+        "dscnn_b32": calls_b32,
+        "bcres_b1": calls_b1,
+        "bcres_t64": train_steps,
+    }
     timings: dict[str, dict[str, list[Timing]]] = {
         c.name: {"urgence": [], "torch": []} for c in cases
     }
@@ -404,7 +527,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(results: dict[str, dict], stream) -> None:
-    unit = {"dscnn_b1": "s/call", "dscnn_b32": "s/call"}
+    unit = {
+        "dscnn_b1": "s/call",
+        "dscnn_b32": "s/call",
+        "bcres_b1": "s/call",
+        "bcres_t64": "s/step",
+    }
     print(
         f"{'case':10s} {'thr':>3s} {'urgence':>10s} {'torch':>10s} {'ratio':>6s} "
         f"{'target':>6s} {'cpu/wall u':>10s} {'cpu/wall t':>10s} {'cpu ratio':>9s}",

@@ -43,6 +43,23 @@ def test_floor_normalization_feeds_both_views_and_ignores_a_steady_background(rn
     assert not alone.layers[0].with_mean and alone.layers[1].params["W"].shape[1] == 1
 
 
+def test_lifter_makes_the_model_blind_to_a_ripple_across_the_bands(rng, tmp_path):
+    from urgence.nn.layers import CepstralLifter
+    from urgence.nn.serialization import load_model
+
+    model = build("bcresnet", 14, width=8, time_stride=2, cmn=True, lifter=13)
+    assert isinstance(model.layers[0], CepstralLifter) and model.layers[0].keep == 13
+    assert isinstance(model.layers[1], MeanNormalization)
+    x = rng.standard_normal((2, 1, 40, 98)).astype(np.float32)
+    # a ripple of high quefrency (alternating bands), as resolved pitch harmonics make
+    ripple = np.where(np.arange(40) % 2, 1.0, -1.0).astype(np.float32)[None, None, :, None]
+    np.testing.assert_allclose(model.predict_proba(x + ripple), model.predict_proba(x), atol=1e-5)
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.layers[0].keep == 13
+    np.testing.assert_allclose(again.predict_proba(x), model.predict_proba(x), atol=1e-6)
+
+
 def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown architecture"):
         build("resnet", 14)

@@ -106,6 +106,51 @@ def test_mean_normalization_removes_a_fixed_band_level(rng):
         MeanNormalization(())
 
 
+def test_cepstral_lifter_gradients(rng):
+    from urgence.nn.layers import CepstralLifter
+
+    layer = CepstralLifter(3)
+    layer.build((2, 6, 4), rng)
+    result = check_layer_gradients(layer, (2, 6, 4), rng, batch_size=3)
+    assert result.max_error < 1e-7
+
+
+def test_cepstral_lifter_keeps_the_first_coefficients_of_scipys_dct(rng):
+    import scipy.fft
+
+    from urgence.nn.layers import CepstralLifter, layer_from_config, layer_to_config
+
+    x = rng.standard_normal((2, 1, 40, 9)).astype(np.float32)
+    layer = CepstralLifter(13)
+    layer.build((1, 40, 9), rng)
+    coefficients = scipy.fft.dct(x.astype(np.float64), type=2, norm="ortho", axis=2)
+    coefficients[:, :, 13:] = 0.0
+    expected = scipy.fft.idct(coefficients, type=2, norm="ortho", axis=2)
+    out = layer.forward(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    # a ripple of high quefrency across the bands (as resolved harmonics make) goes, a
+    # smooth envelope stays
+    envelope_coefficients, ripple_coefficients = np.zeros(40), np.zeros(40)
+    envelope_coefficients[:4] = [3.0, -1.0, 0.5, 0.2]
+    ripple_coefficients[30] = 2.0
+    envelope, ripple = (
+        np.broadcast_to(
+            scipy.fft.idct(c, type=2, norm="ortho")[None, None, :, None], (1, 1, 40, 9)
+        ).astype(np.float32)
+        for c in (envelope_coefficients, ripple_coefficients)
+    )
+    np.testing.assert_allclose(layer.forward(envelope + ripple), envelope, atol=1e-5)
+    whole = CepstralLifter(40)
+    whole.build((1, 40, 9), rng)
+    np.testing.assert_allclose(whole.forward(x), x, atol=1e-5)
+    assert layer_from_config(layer_to_config(layer)).keep == 13
+    with pytest.raises(LayerError):
+        CepstralLifter(0)
+    with pytest.raises(LayerError):
+        CepstralLifter(41).build((1, 40, 9), rng)
+
+
 def _channel_major(values: np.ndarray) -> np.ndarray:
     """The same (N, C, H, W) values stored as (C, N, H, W), as convolutions hand them on."""
     return np.ascontiguousarray(values.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)

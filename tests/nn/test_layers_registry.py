@@ -22,6 +22,7 @@ EXAMPLES = [
     layers.BatchNormalization(momentum=0.99, epsilon=1e-5, trainable=False),
     layers.MeanNormalization((2, 3)),
     layers.FloorNormalization(0.2, with_mean=False),
+    layers.CepstralLifter(5),
     layers.BCResBlock(4, freq_stride=2, dilation=2, subbands=2),
     layers.ReLU(),
     layers.Sigmoid(),

@@ -22,6 +22,7 @@ from urgence.nn import Sequential
 from urgence.nn.layers import (
     BatchNormalization,
     BCResBlock,
+    CepstralLifter,
     Conv2D,
     Dense,
     DepthwiseConv2D,
@@ -141,7 +142,14 @@ ARCHITECTURES: dict[str, Callable[..., list[Layer]]] = {
 
 
 def build(
-    name: str, n_classes: int, *, seed: int = 0, cmn: bool = False, floor: bool = False, **options
+    name: str,
+    n_classes: int,
+    *,
+    seed: int = 0,
+    cmn: bool = False,
+    floor: bool = False,
+    lifter: int = 0,
+    **options,
 ) -> Sequential:
     """A keyword model ``name`` (one of ``ARCHITECTURES``) for ``n_classes`` labels.
 
@@ -149,7 +157,8 @@ def build(
     window), which removes fixed channel and voice-quality colourings. ``floor``: start with
     noise-floor normalisation (``FloorNormalization``: each band minus its level in the
     window's quietest frames), as a second input channel beside the mean-normalised one if
-    ``cmn`` is set too."""
+    ``cmn`` is set too. ``lifter``: if not 0, then keep only the window's spectral envelope,
+    its first ``lifter`` cepstral coefficients along the mel axis (``CepstralLifter``)."""
     try:
         make_layers = ARCHITECTURES[name]
     except KeyError:
@@ -160,6 +169,8 @@ def build(
         layers.insert(0, FloorNormalization(with_mean=cmn))
     elif cmn:
         layers.insert(0, MeanNormalization((3,)))
+    if lifter:
+        layers.insert(0, CepstralLifter(lifter))
     return Sequential(layers, input_shape=INPUT_SHAPE, seed=seed)
 
 

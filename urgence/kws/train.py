@@ -70,6 +70,9 @@ class TrainConfig:
     cmn: bool = False  # cepstral mean normalisation layer first (see architectures.build)
     # noise-floor normalisation layer first, beside the mean-normalised channel when ``cmn``
     floor: bool = False
+    # if not 0: only the first ``lifter`` cepstral coefficients of each frame's mel bands (the
+    # spectral envelope) reach the network (architectures.build)
+    lifter: int = 0
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.003
@@ -337,6 +340,7 @@ def make_model(config: TrainConfig, labels: tuple[str, ...]) -> Sequential:
             seed=config.seed,
             cmn=config.cmn,
             floor=config.floor,
+            lifter=config.lifter,
             **options,
         )
     base = load_model(config.init_from)

@@ -14,6 +14,7 @@ DepthwiseConv2D        W (C_in * depth_multiplier, 1, kh, kw), b (C_in * depth_m
 BatchNormalization     gamma, beta (C,) or (D,); saved state moving_mean, moving_var
 MeanNormalization      none (subtracts each example's mean over some axes)
 FloorNormalization     none (subtracts each row's low quantile over time)
+CepstralLifter         none (keeps the first cepstral coefficients along the mel axis)
 =====================  ==========================================================
 
 A layer's config is ``{"class": "Conv2D", "config": {...}}``: the class name (a key of
@@ -43,6 +44,7 @@ from urgence.nn.layers.conv import Conv2D, DepthwiseConv2D
 from urgence.nn.layers.dense import Dense
 from urgence.nn.layers.normalization import (
     BatchNormalization,
+    CepstralLifter,
     FloorNormalization,
     MeanNormalization,
 )
@@ -65,6 +67,7 @@ LAYERS: dict[str, type[Layer]] = {
         BatchNormalization,
         MeanNormalization,
         FloorNormalization,
+        CepstralLifter,
         BCResBlock,
         Linear,
         ReLU,
@@ -109,6 +112,7 @@ __all__ = [
     "BCResBlock",
     "MeanNormalization",
     "FloorNormalization",
+    "CepstralLifter",
     "Conv2D",
     "Dense",
     "DepthwiseConv2D",

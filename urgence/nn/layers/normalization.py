@@ -354,3 +354,60 @@ class FloorNormalization(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "quantile": self.quantile, "with_mean": self.with_mean}
+
+
+def _orthonormal_dct(n: int) -> np.ndarray:
+    """The (n, n) orthonormal DCT-II matrix: row k is cepstral coefficient k's basis."""
+    k = np.arange(n)[:, None]
+    basis = np.cos(np.pi * k * (2 * np.arange(n)[None, :] + 1) / (2 * n)) * np.sqrt(2.0 / n)
+    basis[0] /= np.sqrt(2.0)
+    return basis
+
+
+class CepstralLifter(Layer):
+    """Keep a log-mel window's spectral envelope: its first ``keep`` cepstral coefficients
+    along the mel axis (axis 2), back in the mel domain.
+
+    In the low mel bands the harmonics of the voice's pitch are resolved (bands ~40-90 Hz
+    apart below 500 Hz), and with them whatever makes one voice, or one way of making a
+    voice, unlike another; the formants that tell the phonemes apart are the envelope. The
+    layer is the projection ``D^T diag(1 for k < keep) D`` (D the orthonormal DCT-II over the
+    bands): fixed, no parameters, the same in training and inference, its own transpose for
+    the gradient. ``keep`` = number of bands leaves the window unchanged.
+    x: (N, C, n_mels, T) float -> same shape and dtype.
+    """
+
+    def __init__(self, keep: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+            raise LayerError(f"CepstralLifter: keep must be a positive integer, got {keep!r}")
+        self.keep = keep
+        self._projection: np.ndarray | None = None  # float64, (n_mels, n_mels)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise LayerError(f"CepstralLifter: expects (N, C, F, T) inputs, got (N, {input_shape})")
+        if self.keep > input_shape[1]:
+            raise LayerError(
+                f"CepstralLifter: cannot keep {self.keep} coefficients of {input_shape[1]} bands"
+            )
+        return tuple(input_shape)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        super().build(input_shape, rng)
+        basis = _orthonormal_dct(self.input_shape[1])[: self.keep]
+        self._projection = basis.T @ basis
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return np.matmul(self._projection.astype(x.dtype, copy=False), x)
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self._check_input(x)
+        return self._apply(x)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        # a symmetric projection is its own transpose
+        return self._apply(grad_out) if self.needs_input_grad else None
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "keep": self.keep}
