@@ -68,9 +68,8 @@ def noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return (NOISE_AMPLITUDE * rng.standard_normal(n)).astype(np.float32)
 
 
-def tone_call(
-    words: list[tuple[str, float]], duration_s: float, *, seed: int = 0, word_s: float = 0.6
-) -> np.ndarray:
+def tone_call(words: list[tuple[str, float]], duration_s: float, *, seed: int = 0,
+              word_s: float = 0.6) -> np.ndarray:
     """A call: faint noise with each keyword's tone at the given start times (seconds).
 
     Returns (duration_s * 16000,) float32."""

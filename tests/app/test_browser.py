@@ -46,15 +46,8 @@ def open_console(playwright, url: str, call_wav: Path, profile: Path):
     )
 
 
-def live_call_in_browser(
-    url: str,
-    call_wav: Path,
-    profile: Path,
-    *,
-    service: str,
-    keyword: str,
-    screenshot: Path | None = None,
-) -> None:
+def live_call_in_browser(url: str, call_wav: Path, profile: Path, *, service: str,
+                         keyword: str, screenshot: Path | None = None) -> None:
     """Start a live call on the console, wait for ``service`` and ``keyword``, hang up."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
@@ -87,9 +80,8 @@ def test_live_call_on_the_tone_model(tmp_path):
     sf.write(call_wav, tone_call([("incendie", 0.8)], 4.0), RATE, subtype="PCM_16")
     app = create_app(ToneModel(), data_dir=tmp_path / "data")
     with ServerThread(app) as server:
-        live_call_in_browser(
-            server.url + "/", call_wav, tmp_path / "profile", service="18", keyword="incendie"
-        )
+        live_call_in_browser(server.url + "/", call_wav, tmp_path / "profile",
+                             service="18", keyword="incendie")
 
 
 def test_dropped_recording_on_the_tone_model(tmp_path):
@@ -130,14 +122,8 @@ def test_live_example_call_on_the_shipped_model(tmp_path, shipped_model, expecte
     app = create_app(shipped_model, data_dir=tmp_path / "data")
     screenshot = tmp_path / "console.png"  # how docs/console.png is made
     with ServerThread(app) as server:
-        live_call_in_browser(
-            server.url + "/",
-            call_wav,
-            tmp_path / "profile",
-            service="17",
-            keyword="cambriolage",
-            screenshot=screenshot,
-        )
+        live_call_in_browser(server.url + "/", call_wav, tmp_path / "profile",
+                             service="17", keyword="cambriolage", screenshot=screenshot)
     assert screenshot.read_bytes().startswith(b"\x89PNG")
 
 

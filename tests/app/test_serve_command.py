@@ -27,34 +27,22 @@ FAKE_SERVER = Path(__file__).with_name("fake_server.py")
 def test_options_and_defaults():
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.db, args.data_dir, args.model) == (
-        "127.0.0.1",
-        8000,
-        None,
-        None,
-        None,
-    )
+        "127.0.0.1", 8000, None, None, None)
     args = build_parser().parse_args(
-        ["serve", "--port", "9000", "--db", "x.db", "--data-dir", "d", "--model", "m"]
-    )
+        ["serve", "--port", "9000", "--db", "x.db", "--data-dir", "d", "--model", "m"])
     assert (args.port, str(args.db), str(args.data_dir), args.model) == (9000, "x.db", "d", "m")
 
 
 def test_missing_model_is_exit_status_2(tmp_path, capsys):
     args = build_parser().parse_args(
-        ["serve", "--model", str(tmp_path / "none"), "--data-dir", str(tmp_path)]
-    )
+        ["serve", "--model", str(tmp_path / "none"), "--data-dir", str(tmp_path)])
     assert run(args) == 2
     assert "no keyword model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("option", "message"),
-    [
-        (["--port", "0"], "invalid port"),
-        (["--max-call-s", "0"], "positive"),
-        (["--blas-threads", "0"], "blas-threads"),
-    ],
-)
+@pytest.mark.parametrize(("option", "message"),
+                         [(["--port", "0"], "invalid port"), (["--max-call-s", "0"], "positive"),
+                          (["--blas-threads", "0"], "blas-threads")])
 def test_bad_option_is_exit_status_2(tmp_path, capsys, option, message):
     args = build_parser().parse_args(["serve", *option, "--data-dir", str(tmp_path)])
     assert run(args) == 2
@@ -64,8 +52,7 @@ def test_bad_option_is_exit_status_2(tmp_path, capsys, option, message):
 def _start(port: int, data_dir: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, str(FAKE_SERVER), str(port), str(data_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     deadline = time.monotonic() + 30

@@ -54,11 +54,8 @@ def test_console_and_enrolment_pages_are_french(client):
 def test_vocabulary_gives_french_services_and_colours(client):
     body = client.get("/api/vocabulary").json()
     assert body["keywords"]["hémorragie"] == "15"
-    assert body["services"]["18"] == {
-        "name": "Pompiers",
-        "label": "18 Pompiers",
-        "colour": "#ef6c00",
-    }
+    assert body["services"]["18"] == {"name": "Pompiers", "label": "18 Pompiers",
+                                      "colour": "#ef6c00"}
 
 
 def test_docs_need_no_cdn(client):
@@ -120,19 +117,14 @@ def test_oversized_upload_is_413_with_or_without_content_length(client):
     assert response.status_code == 413
 
     def chunked_multipart():  # no Content-Length: the server must count
-        yield (
-            b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
-            b"Content-Type: audio/wav\r\n\r\n"
-        )
+        yield (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+               b"Content-Type: audio/wav\r\n\r\n")
         for _ in range(40):
             yield b"\x01" * 100_000
         yield b"\r\n--xyz--\r\n"
 
-    response = client.post(
-        "/api/triage",
-        content=chunked_multipart(),
-        headers={"content-type": "multipart/form-data; boundary=xyz"},
-    )
+    response = client.post("/api/triage", content=chunked_multipart(),
+                           headers={"content-type": "multipart/form-data; boundary=xyz"})
     assert response.status_code == 413
     assert client.get("/api/calls").json() == []
 
@@ -233,14 +225,10 @@ def test_call_length_and_concurrent_call_limits(data_dir):
 
 
 def test_concurrent_calls_are_isolated(client):
-    calls = {
-        "15": tone_call([("malaise", 0.5)], 3.0, seed=1),
-        "17": tone_call([("vol", 1.5)], 3.0, seed=2),
-    }
-    with (
-        client.websocket_connect("/api/stream") as ws_a,
-        client.websocket_connect("/api/stream") as ws_b,
-    ):
+    calls = {"15": tone_call([("malaise", 0.5)], 3.0, seed=1),
+             "17": tone_call([("vol", 1.5)], 3.0, seed=2)}
+    with client.websocket_connect("/api/stream") as ws_a, \
+            client.websocket_connect("/api/stream") as ws_b:
         sockets = {"15": ws_a, "17": ws_b}
         received = {key: [ws.receive_json()] for key, ws in sockets.items()}
         for start in range(0, 3 * RATE, CHUNK):  # interleaved frames
@@ -259,7 +247,9 @@ def test_concurrent_calls_are_isolated(client):
 def test_slow_inference_does_not_block_other_requests(data_dir):
     """While a live call waits on a slow network (0.5 s per call), HTTP still answers."""
     app = create_app(ToneModel(delay_s=0.5), data_dir=data_dir)
-    with ServerThread(app) as server, connect(f"ws://127.0.0.1:{server.port}/api/stream") as ws:
+    with ServerThread(app) as server, connect(
+        f"ws://127.0.0.1:{server.port}/api/stream"
+    ) as ws:
         json.loads(ws.recv())
         for _ in range(5):
             ws.send(np.zeros(RATE // 2, "<i2").tobytes())  # each frame completes windows
@@ -278,14 +268,11 @@ def test_slow_inference_does_not_block_other_requests(data_dir):
 # -- enrolment ------------------------------------------------------------------------------
 def test_enrolment_saves_numbered_16k_takes(client, data_dir):
     take = tone_call([("incendie", 0.1)], 1.2)
-    at_44k = wav_bytes(
-        np.interp(np.arange(0, len(take), RATE / 44100), np.arange(len(take)), take).astype(
-            np.float32
-        ),
-        rate=44100,
-    )
+    at_44k = wav_bytes(np.interp(np.arange(0, len(take), RATE / 44100), np.arange(len(take)),
+                                 take).astype(np.float32), rate=44100)
     for expected in (1, 2):
-        response = client.post("/api/enrol/marie-l/hémorragie", files={"file": ("t.wav", at_44k)})
+        response = client.post("/api/enrol/marie-l/hémorragie",
+                               files={"file": ("t.wav", at_44k)})
         assert response.status_code == 200, response.text
         assert response.json()["take"] == response.json()["count"] == expected
     path = data_dir / "recordings" / "marie-l" / "hémorragie" / "2.wav"
@@ -342,13 +329,8 @@ def test_enrolment_paths_never_leave_the_data_folder(client, data_dir, tmp_path,
 
 @pytest.mark.parametrize(
     "path",
-    [
-        "/static/../server.py",
-        "/static/%2e%2e/server.py",
-        "/static/..%2Fserver.py",
-        "/static/%2e%2e%2f%2e%2e%2fstore.py",
-        "/docs-assets/../../../etc/passwd",
-    ],
+    ["/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2Fserver.py",
+     "/static/%2e%2e%2f%2e%2e%2fstore.py", "/docs-assets/../../../etc/passwd"],
 )
 def test_static_files_stay_in_their_folder(client, path):
     response = client.get(path)
@@ -357,9 +339,8 @@ def test_static_files_stay_in_their_folder(client, path):
 
 
 # -- the shipped model ----------------------------------------------------------------------
-def test_example_calls_streamed_live_match_the_file_triage(
-    shipped_model, expected_examples, data_dir
-):
+def test_example_calls_streamed_live_match_the_file_triage(shipped_model, expected_examples,
+                                                          data_dir):
     """Each example call, streamed in 100 ms frames, gets what `urgence triage` gives the
     file; the burglary call goes to 17 with "cambriolage" (the shipped model misses the
     fire call's "incendie": see tests/triage/test_examples.py)."""
@@ -377,8 +358,7 @@ def test_example_calls_streamed_live_match_the_file_triage(
             whole = triage_file(EXAMPLES / name, shipped_model)
             assert live["service"] == whole["service"], name
             assert [d["keyword"] for d in live["detections"]] == [
-                d["keyword"] for d in whole["detections"]
-            ], name
+                d["keyword"] for d in whole["detections"]], name
             if name == "appel-cambriolage.wav":
                 assert live["service"] == "17"
                 assert "cambriolage" in [d["keyword"] for d in live["detections"]]

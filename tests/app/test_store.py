@@ -21,9 +21,8 @@ TRIAGE = {"service": "18", "service_label": "18 Pompiers", "confidence": 0.9, "s
 
 
 def _detection(keyword: str, start_s: float) -> SimpleNamespace:
-    return SimpleNamespace(
-        keyword=keyword, service="18", start_s=start_s, end_s=start_s + 0.6, score=0.93
-    )
+    return SimpleNamespace(keyword=keyword, service="18", start_s=start_s, end_s=start_s + 0.6,
+                           score=0.93)
 
 
 def test_call_life_cycle(tmp_path):

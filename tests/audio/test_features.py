@@ -157,17 +157,8 @@ def test_matches_librosa_when_available(rng):
     np.testing.assert_allclose(mel_filterbank(CONFIG).T, reference_bank, atol=1e-6)
     signal = (0.1 * rng.standard_normal(16000 * 2)).astype(np.float32)
     power = librosa.feature.melspectrogram(
-        y=signal,
-        sr=16000,
-        n_fft=512,
-        win_length=400,
-        hop_length=160,
-        center=False,
-        n_mels=40,
-        fmin=20.0,
-        fmax=7600.0,
-        htk=True,
-        norm=None,
+        y=signal, sr=16000, n_fft=512, win_length=400, hop_length=160, center=False,
+        n_mels=40, fmin=20.0, fmax=7600.0, htk=True, norm=None,
     )
     # librosa frames 512 samples and centres the 400-sample window in them (offset 56)
     ours = log_mel(signal[56:], config=CONFIG)[:, : power.shape[1]]

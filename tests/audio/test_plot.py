@@ -35,17 +35,8 @@ def test_augmentation_examples_cover_every_augmentation(rng):
     noise = rng.standard_normal(32000).astype(np.float32)
     examples = plot.augmentation_examples(y, rng=rng, config=CONFIG, noise=noise)
     captions = " ".join(caption for caption, _, _ in examples)
-    for word in (
-        "gain",
-        "décalage",
-        "vitesse",
-        "hauteur",
-        "bruit",
-        "réverbération",
-        "téléphonique",
-        "VTLP",
-        "SpecAugment",
-    ):
+    for word in ("gain", "décalage", "vitesse", "hauteur", "bruit", "réverbération",
+                 "téléphonique", "VTLP", "SpecAugment"):
         assert word in captions
     for _, signal, features in examples:
         assert signal.dtype == np.float32 and features.dtype == np.float32

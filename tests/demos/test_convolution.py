@@ -14,9 +14,8 @@ from urgence.demos.convolution import EDGE_KERNEL, convolve, sample_image
 def test_convolve_matches_the_seed_formula(rng):
     image = rng.random((7, 9), dtype=np.float32)
     out = convolve(image, EDGE_KERNEL)
-    expected = np.array(
-        [[np.sum(image[i : i + 3, j : j + 3] * EDGE_KERNEL) for j in range(7)] for i in range(5)]
-    )
+    expected = np.array([[np.sum(image[i:i + 3, j:j + 3] * EDGE_KERNEL) for j in range(7)]
+                         for i in range(5)])
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 

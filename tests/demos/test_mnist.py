@@ -18,30 +18,12 @@ def mnist_installed() -> None:
         pytest.skip(str(exc))
 
 
-@pytest.mark.parametrize(
-    "model, epochs, floor",
-    [
-        ("softmax", 3, 0.5),
-        ("mlp", 2, 0.5),
-        ("cnn", 1, 0.3),
-        ("seed", 20, 0.5),
-    ],
-)
+@pytest.mark.parametrize("model, epochs, floor", [
+    ("softmax", 3, 0.5), ("mlp", 2, 0.5), ("cnn", 1, 0.3), ("seed", 20, 0.5),
+])
 def test_models_learn_on_a_subset(capsys, tmp_path, mnist_installed, model, epochs, floor):
-    argv = [
-        "demo",
-        "mnist",
-        "--model",
-        model,
-        "--epochs",
-        str(epochs),
-        "--limit",
-        "600",
-        "--json",
-        "--quiet",
-        "--out",
-        str(tmp_path),
-    ]
+    argv = ["demo", "mnist", "--model", model, "--epochs", str(epochs), "--limit", "600",
+            "--json", "--quiet", "--out", str(tmp_path)]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model"] == model and result["epochs"] == epochs
@@ -54,22 +36,8 @@ def test_models_learn_on_a_subset(capsys, tmp_path, mnist_installed, model, epoc
 
 
 def test_seeded_runs_repeat(capsys, tmp_path, mnist_installed):
-    argv = [
-        "demo",
-        "mnist",
-        "--model",
-        "softmax",
-        "--epochs",
-        "1",
-        "--limit",
-        "300",
-        "--seed",
-        "7",
-        "--json",
-        "--quiet",
-        "--out",
-        str(tmp_path),
-    ]
+    argv = ["demo", "mnist", "--model", "softmax", "--epochs", "1", "--limit", "300",
+            "--seed", "7", "--json", "--quiet", "--out", str(tmp_path)]
     results = []
     for _ in range(2):
         assert main(argv) == 0

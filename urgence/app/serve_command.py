@@ -97,9 +97,7 @@ def _blas_threads(n: int) -> contextlib.AbstractContextManager:
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        print(
-            "urgence serve: threadpoolctl not installed, BLAS threads left as they are",
-            file=sys.stderr,
-        )
+        print("urgence serve: threadpoolctl not installed, BLAS threads left as they are",
+              file=sys.stderr)
         return contextlib.nullcontext()
     return threadpool_limits(limits=n, user_api="blas")

@@ -121,9 +121,8 @@ class SharedModel:
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         copies = [model] + [copy.deepcopy(model) for _ in range(threads - 1)]
         self._threads = [
-            threading.Thread(
-                target=self._serve, args=(copy_,), daemon=True, name=f"urgence-inference-{i}"
-            )
+            threading.Thread(target=self._serve, args=(copy_,), daemon=True,
+                             name=f"urgence-inference-{i}")
             for i, copy_ in enumerate(copies)
         ]
         for thread in self._threads:
@@ -175,9 +174,8 @@ class SharedModel:
         try:
             windows = np.concatenate([request.windows for request in batch])
             posteriors = (
-                model.predict_proba(windows)
-                if len(windows)
-                else np.zeros((0, len(model.labels)), dtype=np.float32)
+                model.predict_proba(windows) if len(windows) else
+                np.zeros((0, len(model.labels)), dtype=np.float32)
             )
         except Exception as exc:  # handed to every waiting caller, never kills the thread
             for request in batch:
@@ -410,11 +408,8 @@ def create_app(
         await websocket.accept()
         sample_format = websocket.query_params.get("format", "s16")
         if sample_format not in SAMPLE_FORMATS:
-            await _fail(
-                websocket,
-                CLOSE_UNSUPPORTED,
-                f"unknown format {sample_format!r}; use one of {sorted(SAMPLE_FORMATS)}",
-            )
+            await _fail(websocket, CLOSE_UNSUPPORTED,
+                        f"unknown format {sample_format!r}; use one of {sorted(SAMPLE_FORMATS)}")
             return
         if live_calls >= max_streams:
             await _fail(websocket, CLOSE_TRY_LATER, f"{max_streams} live calls already")
@@ -444,17 +439,9 @@ class _LiveCall:
     pool, so frames of one call are processed in order and the event loop stays free.
     """
 
-    def __init__(
-        self,
-        *,
-        detector: Any,
-        route: Callable,
-        store: CallStore,
-        executor: ThreadPoolExecutor,
-        dtype: np.dtype,
-        max_call_s: float,
-        name: str,
-    ) -> None:
+    def __init__(self, *, detector: Any, route: Callable, store: CallStore,
+                 executor: ThreadPoolExecutor, dtype: np.dtype, max_call_s: float,
+                 name: str) -> None:
         self.detector = detector
         self.route = route
         self.store = store
@@ -483,14 +470,8 @@ class _LiveCall:
     async def run(self, websocket: WebSocket, sample_format: str) -> None:
         self.call_id = await self._in_thread(self.store.start_call, SOURCE_LIVE, self.name)
         try:
-            await websocket.send_json(
-                {
-                    "type": "started",
-                    "call_id": self.call_id,
-                    "sample_rate": SAMPLE_RATE,
-                    "format": sample_format,
-                }
-            )
+            await websocket.send_json({"type": "started", "call_id": self.call_id,
+                                       "sample_rate": SAMPLE_RATE, "format": sample_format})
             await self._serve(websocket)
         except WebSocketDisconnect:
             pass  # the caller hung up: what was received is still triaged and logged
@@ -516,24 +497,20 @@ class _LiveCall:
                 self.finished = True
                 new, result = await self._in_thread(self._finish)
                 await self._send_detections(websocket, new, result)
-                await websocket.send_json(
-                    {"type": "final", "result": {**result, "call_id": self.call_id}}
-                )
+                await websocket.send_json({"type": "final",
+                                           "result": {**result, "call_id": self.call_id}})
                 await websocket.close(CLOSE_NORMAL)
                 return
             else:
-                await _fail(
-                    websocket, CLOSE_UNSUPPORTED, 'expected binary audio frames or the text "stop"'
-                )
+                await _fail(websocket, CLOSE_UNSUPPORTED,
+                            'expected binary audio frames or the text "stop"')
                 return
 
     def _refusal(self, frame: bytes) -> tuple[int, str] | None:
         """(close code, message) if the frame cannot be taken, else None."""
         if len(frame) % self.dtype.itemsize:
-            return CLOSE_UNSUPPORTED, (
-                f"frame of {len(frame)} bytes is not a whole number "
-                f"of {self.dtype.itemsize}-byte samples"
-            )
+            return CLOSE_UNSUPPORTED, (f"frame of {len(frame)} bytes is not a whole number "
+                                       f"of {self.dtype.itemsize}-byte samples")
         n = len(frame) // self.dtype.itemsize
         if n > MAX_FRAME_S * SAMPLE_RATE:
             return CLOSE_UNSUPPORTED, f"frame longer than {MAX_FRAME_S:g} s"
@@ -587,26 +564,20 @@ class _LiveCall:
         self.store.finish_call(self.call_id, result, self._audio_s())
         return new, result
 
-    async def _send_detections(self, websocket: WebSocket, new: list, triage: dict | None) -> None:
+    async def _send_detections(self, websocket: WebSocket, new: list,
+                               triage: dict | None) -> None:
         for detection in new:
             service = SERVICES[detection.service]
-            await websocket.send_json(
-                {
-                    "type": "detection",
-                    "keyword": detection.keyword,
-                    "service": detection.service,
-                    "service_label": service.label,
-                    "colour": service.colour,
-                    "start_s": round(float(detection.start_s), 3),
-                    "end_s": round(float(detection.end_s), 3),
-                    "score": round(float(detection.score), 4),
-                    "audio_s": self._audio_s(),
-                }
-            )
+            await websocket.send_json({
+                "type": "detection", "keyword": detection.keyword,
+                "service": detection.service, "service_label": service.label,
+                "colour": service.colour, "start_s": round(float(detection.start_s), 3),
+                "end_s": round(float(detection.end_s), 3),
+                "score": round(float(detection.score), 4), "audio_s": self._audio_s(),
+            })
         if new and triage is not None:
-            await websocket.send_json(
-                {"type": "triage", "audio_s": self._audio_s(), **_triage_only(triage)}
-            )
+            await websocket.send_json({"type": "triage", "audio_s": self._audio_s(),
+                                       **_triage_only(triage)})
 
     def _audio_s(self) -> float:
         return round(self.n_samples / SAMPLE_RATE, 3)
@@ -619,10 +590,8 @@ def _log_failure(job: Future) -> None:
 
 def _triage_only(result: dict[str, Any]) -> dict[str, Any]:
     """The router's fields of a result (without the file name, duration, processing time)."""
-    return {
-        key: result[key]
-        for key in ("service", "service_label", "confidence", "services", "detections")
-    }
+    return {key: result[key] for key in
+            ("service", "service_label", "confidence", "services", "detections")}
 
 
 def _is_stop(text: str | None) -> bool:
@@ -731,7 +700,6 @@ def _add_docs(app: FastAPI) -> None:
                 swagger_css_url="/docs-assets/swagger-ui.css",
                 swagger_favicon_url="/docs-assets/favicon-32x32.png",
             )
-
         return
 
     @app.get("/docs", include_in_schema=False)

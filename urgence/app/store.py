@@ -57,7 +57,8 @@ CREATE INDEX IF NOT EXISTS detections_by_call ON detections(call_id, start_s);
 """
 
 _CALL_COLUMNS = (
-    "id, source, name, status, started_at, ended_at, duration_s, service, service_label, confidence"
+    "id, source, name, status, started_at, ended_at, duration_s, service, service_label, "
+    "confidence"
 )
 
 
@@ -182,6 +183,7 @@ class CallStore:
         call["triage"] = json.loads(triage_json) if triage_json else None
         call["detections"] = [dict(d) for d in detections]
         return call
+
 
 
 def _triage_columns(triage: Mapping[str, Any]) -> tuple[Any, ...]:

