@@ -51,10 +51,10 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from urgence.kws.architectures import bcresnet_layers, dscnn_layers
+from urgence.kws.architectures import build, dscnn_layers
 from urgence.nn import Sequential, optimizers
 from urgence.nn.fusion import fold_batch_norm
-from urgence.nn.layers import Conv2D, Dense, Flatten, MaxPool2D, MeanNormalization, Softmax
+from urgence.nn.layers import BCResBlock, Conv2D, Dense, Flatten, MaxPool2D, Softmax
 
 try:
     import torch
@@ -100,15 +100,27 @@ def urgence_layers(case: str) -> list:
             Dense(10),
             Softmax(),
         ]
-    if case.startswith("bcres"):
-        layers = bcresnet_layers(KWS_CLASSES, width=BCRES_WIDTH, time_stride=BCRES_TIME_STRIDE)
-        return [MeanNormalization(axes=(3,)), *layers]
     return dscnn_layers(KWS_CLASSES)
 
 
-def torch_bcresnet(width: int, time_stride: int):
-    """The network of ``urgence.kws.architectures.bcresnet_layers`` (and the block of
-    ``urgence.nn.layers.BCResBlock``) in PyTorch, after the same mean normalisation."""
+def urgence_model(case: str) -> Sequential:
+    """The case's network in urgence.nn; the BC-ResNet as ``urgence train`` builds it."""
+    if case.startswith("bcres"):
+        return build(
+            "bcresnet",
+            KWS_CLASSES,
+            seed=0,
+            cmn=True,
+            width=BCRES_WIDTH,
+            time_stride=BCRES_TIME_STRIDE,
+        )
+    shape = KWS_SHAPE if case.startswith("dscnn") else MNIST_SHAPE
+    return Sequential(urgence_layers(case), input_shape=shape, seed=0)
+
+
+def torch_bcresnet(model: Sequential):
+    """The BC-ResNet ``model`` (``urgence_model``) in PyTorch, layer for layer: its blocks'
+    channels, strides and dilations are read from its ``BCResBlock`` layers."""
 
     class MeanOverTime(nn.Module):
         def forward(self, x):
@@ -151,36 +163,36 @@ def torch_bcresnet(width: int, time_stride: int):
             out = f2 + self.temporal(f2.mean(dim=2, keepdim=True))
             return torch.relu(out if self.transition else out + x)
 
-    w = width
+    stem = next(layer for layer in model.layers if isinstance(layer, Conv2D))
+    head = [layer for layer in model.layers if isinstance(layer, Conv2D)][-1]
+    stem_channels, _, kernel, _ = stem.params["W"].shape
     layers = [
         MeanOverTime(),
-        nn.Conv2d(1, 2 * w, 5, stride=(2, time_stride), padding=2, bias=False),
-        nn.BatchNorm2d(2 * w),
+        nn.Conv2d(1, stem_channels, kernel, stride=stem.strides, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(stem_channels),
         nn.ReLU(),
     ]
-    dilations = (1, 2, 4, 8) if time_stride == 1 else (1, 1, 2, 4)
-    stages = ((w, 2, 1), (w * 3 // 2, 2, 2), (2 * w, 4, 2), (w * 5 // 2, 4, 1))
-    c_in = 2 * w
-    for (channels, blocks, freq_stride), dilation in zip(stages, dilations, strict=True):
-        for block in range(blocks):
-            layers.append(Block(c_in, channels, freq_stride if block == 0 else 1, dilation, 5))
-            c_in = channels
+    c_in = stem_channels
+    for block in (layer for layer in model.layers if isinstance(layer, BCResBlock)):
+        layers.append(Block(c_in, block.filters, block.freq_stride, block.dilation, block.subbands))
+        c_in = block.filters
+    width_out = head.params["W"].shape[0]
     layers += [
         nn.Conv2d(c_in, c_in, 5, groups=c_in, bias=False),
-        nn.Conv2d(c_in, 4 * w, 1, bias=False),
-        nn.BatchNorm2d(4 * w),
+        nn.Conv2d(c_in, width_out, 1, bias=False),
+        nn.BatchNorm2d(width_out),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Dropout(0.1),
-        nn.Linear(4 * w, KWS_CLASSES),
+        nn.Linear(width_out, KWS_CLASSES),
     ]
     return nn.Sequential(*layers)
 
 
 def torch_module(case: str):
     if case.startswith("bcres"):
-        return torch_bcresnet(BCRES_WIDTH, BCRES_TIME_STRIDE)
+        return torch_bcresnet(urgence_model(case))
     if case == "softmax":
         return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     if case == "mlp":
@@ -265,7 +277,7 @@ class Case:
 def training_case(name: str, threads: int, n: int, rng: np.random.Generator) -> Case:
     x = rng.random((n, *MNIST_SHAPE), dtype=np.float32)
     y = rng.integers(0, 10, n)
-    model = Sequential(urgence_layers(name), input_shape=MNIST_SHAPE, seed=0)
+    model = urgence_model(name)
     model.compile("cross_entropy", optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM))
 
     def urgence_epoch() -> None:
@@ -295,7 +307,7 @@ def keyword_training_case(name: str, steps: int, rng: np.random.Generator) -> Ca
     """Training steps of the shipped keyword network on random log-mel windows, Adam."""
     x = rng.standard_normal((steps * BCRES_BATCH, *KWS_SHAPE), dtype=np.float32)
     y = rng.integers(0, KWS_CLASSES, len(x))
-    model = Sequential(urgence_layers(name), input_shape=KWS_SHAPE, seed=0)
+    model = urgence_model(name)
     model.compile("cross_entropy", optimizers.Adam(0.001))
     batches = [slice(i * BCRES_BATCH, (i + 1) * BCRES_BATCH) for i in range(steps)]
 
@@ -325,7 +337,7 @@ def inference_case(
 ) -> Case:
     x = rng.standard_normal((batch, *KWS_SHAPE), dtype=np.float32)
     network = "bcres" if name.startswith("bcres") else "dscnn"
-    model = Sequential(urgence_layers(network), input_shape=KWS_SHAPE, seed=0)
+    model = urgence_model(network)
     if fold:
         # what the product runs (urgence.kws.model.KeywordModel): BatchNormalization folded
         # into the convolutions; PyTorch's eager mode runs its BatchNorm2d layers as they are
