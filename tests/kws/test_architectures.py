@@ -66,7 +66,8 @@ def test_unknown_architecture_is_a_clear_error():
 
 
 @pytest.mark.parametrize(
-    ("time_stride", "frames", "dilations"), [(1, 98, (1, 2, 4, 8)), (2, 49, (1, 1, 2, 4))]
+    ("time_stride", "frames", "dilations"),
+    [(1, 98, (1, 2, 4, 8)), (2, 49, (1, 1, 2, 4)), (4, 25, (1, 1, 1, 2))],
 )
 def test_bcresnet_layout_and_mac_count(time_stride, frames, dilations):
     from urgence.nn.layers import BCResBlock
