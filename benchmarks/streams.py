@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
+import httpx2
 import numpy as np
 import websockets
 
@@ -103,7 +103,7 @@ async def live_call(url: str, frames: list[bytes], start_delay: float, repeats: 
 async def probe_http(base_url: str, stop: asyncio.Event) -> list[float]:
     """GET /api/calls every 0.5 s until ``stop``; returns latencies in seconds."""
     latencies = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+    async with httpx2.AsyncClient(base_url=base_url, timeout=10) as client:
         while not stop.is_set():
             start = time.monotonic()
             await client.get("/api/calls", params={"limit": 5})
@@ -149,8 +149,8 @@ def console_server(model: str | None):
             while True:
                 if process.poll() is not None:
                     raise SystemExit(f"urgence serve exited: {process.stderr.read().strip()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    httpx.get(base_url + "/api/calls", timeout=1).raise_for_status()
+                with contextlib.suppress(httpx2.HTTPError):
+                    httpx2.get(base_url + "/api/calls", timeout=1).raise_for_status()
                     break
                 if time.monotonic() > deadline:
                     raise SystemExit("urgence serve did not start within 60 s")

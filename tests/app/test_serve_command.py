@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from websockets.sync.client import connect
 
@@ -58,9 +58,9 @@ def _start(port: int, data_dir: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 30
     while True:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/api/calls", timeout=1).raise_for_status()
+            httpx2.get(f"http://127.0.0.1:{port}/api/calls", timeout=1).raise_for_status()
             return process
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 pytest.fail(f"server did not start: {process.stderr.read().decode()[-2000:]}")
@@ -93,8 +93,8 @@ def test_killed_server_keeps_what_was_detected(tmp_path):
 
     server = _start(port, data_dir)
     try:
-        calls = httpx.get(f"http://127.0.0.1:{port}/api/calls").json()
-        logged = httpx.get(f"http://127.0.0.1:{port}/api/calls/{call_id}").json()
+        calls = httpx2.get(f"http://127.0.0.1:{port}/api/calls").json()
+        logged = httpx2.get(f"http://127.0.0.1:{port}/api/calls/{call_id}").json()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 import soundfile as sf
@@ -255,7 +255,7 @@ def test_slow_inference_does_not_block_other_requests(data_dir):
             ws.send(np.zeros(RATE // 2, "<i2").tobytes())  # each frame completes windows
         time.sleep(0.2)  # the first inference is now under way
         latencies = []
-        with httpx.Client(base_url=server.url) as http:
+        with httpx2.Client(base_url=server.url) as http:
             for _ in range(5):
                 start = time.perf_counter()
                 assert http.get("/api/calls").status_code == 200
