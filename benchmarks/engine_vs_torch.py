@@ -14,8 +14,8 @@ with momentum 0.9, lr 0.01):
               batch 1; BatchNormalization folded into the convolutions, as the
               product runs it (urgence.nn.fusion; --no-fold: unfolded)  --dscnn-threads (2)
     dscnn_b32 the same, batch 32                                      --dscnn-threads (2)
-    bcres_b1  inference of the shipped keyword model's network: BC-ResNet, width 24, time
-              stride 2, after cepstral mean normalisation (urgence.kws.architectures
+    bcres_b1  inference of the shipped keyword model's network: BC-ResNet, width 40, time
+              stride 4, after cepstral mean normalisation (urgence.kws.architectures
               .bcresnet_layers), batch 1, folded as the product runs it    1 thread
     bcres_t64 its training steps: batch 64, Adam (lr 0.001), as ``urgence train`` fits it
               on one process                                          1 thread
@@ -74,7 +74,7 @@ TARGETS = {
     "bcres_b1": 1.2,
     "bcres_t64": 1.0,
 }
-BCRES_WIDTH, BCRES_TIME_STRIDE, BCRES_BATCH = 24, 2, 64
+BCRES_WIDTH, BCRES_TIME_STRIDE, BCRES_BATCH = 40, 4, 64
 
 
 # -- the architectures, once per framework -------------------------------------------------

@@ -1,7 +1,7 @@
 """Training steps of the shipped keyword model's architecture on one process and on several.
 
 The model is what ``urgence train`` fine-tunes: a network of ``urgence.kws.architectures``
-(``--architecture``: ``bcresnet``, the shipped one, width 24 and time stride 2 by default;
+(``--architecture``: ``bcresnet``, the shipped one, width 40 and time stride 4 by default;
 ``dscnn``, width 80 by default) after a mean-normalisation layer, 14 classes, Adam, on random
 1 x 40 x 98 windows, batch 64 (``--batch``). Three ways to run a step, interleaved so that
 each repeat meets the same machine:
@@ -36,8 +36,8 @@ from urgence.nn.memory import keep_freed_memory
 from urgence.nn.optimizers import Adam
 
 # the recipe's options (scripts/train-from-nothing.sh) besides the width
-OPTIONS = {"bcresnet": {"time_stride": 2}, "dscnn": {}}
-DEFAULT_WIDTH = {"bcresnet": 24, "dscnn": 80}
+OPTIONS = {"bcresnet": {"time_stride": 4}, "dscnn": {}}
+DEFAULT_WIDTH = {"bcresnet": 40, "dscnn": 80}
 
 
 def _model(architecture: str, width: int):
@@ -61,7 +61,7 @@ def _time_steps(trainer, x: np.ndarray, y: np.ndarray, batch: int, steps: int) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--architecture", choices=sorted(OPTIONS), default="bcresnet")
-    parser.add_argument("--width", type=int, help="default: 24 for bcresnet, 80 for dscnn")
+    parser.add_argument("--width", type=int, help="default: 40 for bcresnet, 80 for dscnn")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
