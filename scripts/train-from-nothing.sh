@@ -10,9 +10,10 @@
 # 3) is the number of mining rounds. BASE=words pretrains the base on French words (urgence
 # corpus words: the keywords, their closest words, frequent words) beside Speech Commands'
 # English words, instead of the English words alone (MODEL_CARD.md, session 13). ARCH is the
-# network: bcresnet (the default and the shipped model's since session 15: BC-ResNet, width 24,
-# time stride 2, urgence.kws.architectures) or dscnn (the DS-CNN, width 80, shipped until
-# session 15); the later steps start from the base and keep its architecture.
+# network: bcresnet (the default and the shipped model's family since session 15: BC-ResNet,
+# since session 18 width 40 with time stride 4, urgence.kws.architectures; sessions 15-17
+# shipped width 24 with time stride 2) or dscnn (the DS-CNN, width 80, shipped until session
+# 15); the later steps start from the base and keep its architecture.
 # Writes OUT_DIR/kws.{npz,json} and OUT_DIR/times.txt (seconds per step, with the load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ U=.venv/bin/urgence
 t0=$(date +%s)
 stamp() { echo "$1 $(($(date +%s) - t0)) s, $(uptime | sed 's/.*load/load/')" | tee -a "$out/times.txt"; }
 case "${ARCH:-bcresnet}" in
-  bcresnet) arch_options="--set architecture=bcresnet --set width=24 --set time_stride=2" ;;
+  bcresnet) arch_options="--set architecture=bcresnet --set width=40 --set time_stride=4" ;;
   dscnn) arch_options="--set architecture=dscnn --set width=80" ;;
   *) echo "ARCH must be dscnn or bcresnet, got ${ARCH}" >&2; exit 2 ;;
 esac

@@ -34,9 +34,9 @@ def shipped_model():
     return KeywordModel.load(SHIPPED)
 
 
-# What the shipped model (models/kws, 2026-12-01: BC-ResNet) gets wrong on these calls, measured and
-# reported in docs/MODEL_CARD.md. strict: when a retrained model gets one right, the test
-# fails until this list is updated, so the list cannot go stale.
+# What the shipped model (models/kws, 2026-12-02: BC-ResNet 40) gets wrong on these calls,
+# measured and reported in docs/MODEL_CARD.md. strict: when a retrained model gets one
+# right, the test fails until this list is updated, so the list cannot go stale.
 KNOWN_MISSES = {
     "appel-gaz.wav": "« gaz » not heard: the call goes to the operator",
 }
