@@ -296,12 +296,26 @@ def test_a_run_without_validation_rows_is_refused_before_training(tmp_path):
 
 def test_a_model_started_from_another_records_the_others_architecture(tiny_corpus, tmp_path):
     """A mining round (init_from) keeps its base's network: the model file says which, not
-    the configuration's unused default."""
+    the configuration's unused defaults, down a chain of rounds."""
     base = train(
-        _config(tiny_corpus, tmp_path / "base", epochs=1, architecture="compact_cnn"), verbose=0
+        _config(
+            tiny_corpus,
+            tmp_path / "base",
+            epochs=1,
+            architecture="bcresnet",
+            width=12,
+            time_stride=4,
+        ),
+        verbose=0,
     )
     tuned = train(
         _config(tiny_corpus, tmp_path / "tuned", epochs=1, init_from=str(base)), verbose=0
     )
-    assert load_model(base).metadata["architecture"] == "compact_cnn"
-    assert load_model(tuned).metadata["architecture"] == "compact_cnn"
+    again = train(
+        _config(tiny_corpus, tmp_path / "again", epochs=1, init_from=str(tuned)), verbose=0
+    )
+    built = {"architecture": "bcresnet", "width": 12, "time_stride": 4}
+    for model in (base, tuned, again):
+        assert load_model(model).metadata["architecture"] == "bcresnet"
+        assert load_model(model).metadata["network"] == built
+    assert load_model(again).metadata["training"]["width"] == 8  # the unused setting

@@ -319,12 +319,22 @@ def _speech_commands(folder: str, config: TrainConfig, rng: np.random.Generator)
     )
 
 
-def _architecture_of(config: TrainConfig) -> str:
-    """The trained network's family: a model started from ``init_from`` keeps its base's
-    layers, whatever ``config.architecture`` says."""
+def _network_of(config: TrainConfig) -> dict[str, object]:
+    """The trained network's family and size (``architecture``, ``width``, ``time_stride``):
+    a model started from ``init_from`` keeps its base's layers, whatever the configuration's
+    unused defaults say, so it inherits the base's record. A base saved before this record
+    existed gives its family only."""
     if config.init_from is None:
-        return config.architecture
-    return str(load_model(config.init_from).metadata.get("architecture", "unknown"))
+        return {
+            "architecture": config.architecture,
+            "width": config.width,
+            "time_stride": config.time_stride,
+        }
+    metadata = load_model(config.init_from).metadata
+    network = metadata.get("network")
+    if isinstance(network, dict):
+        return dict(network)
+    return {"architecture": str(metadata.get("architecture", "unknown"))}
 
 
 def make_model(config: TrainConfig, labels: tuple[str, ...]) -> Sequential:
@@ -549,12 +559,16 @@ def train(
             trainer.close()
 
     best = load_model(run_dir / "best")
+    network = _network_of(config)
     metadata = {
         "task": config.task,
         "labels": list(data.labels),
         "feature_config": FeatureConfig().to_dict(),
         "thresholds": {},
-        "architecture": _architecture_of(config),
+        "architecture": network["architecture"],
+        # the network as built; "training" below is this run's configuration, whose
+        # architecture settings a run started from init_from does not use
+        "network": network,
         "params": best.count_params(),
         "macs": architectures.count_macs(best),
         "best_epoch": state["best"]["epoch"],
