@@ -110,7 +110,7 @@ def test_dropped_recording_on_the_tone_model(tmp_path):
 
 def test_live_example_call_on_the_shipped_model(tmp_path, shipped_model, expected_examples):
     """The burglary example call through chromium's fake microphone: 17 and "cambriolage"
-    appear (the shipped model misses the fire call's "incendie")."""
+    appear, as `urgence triage` finds them in the file."""
     from urgence.audio.io import load_audio
 
     from .conftest import EXAMPLES
