@@ -122,3 +122,81 @@ def test_a_false_alarm_the_margin_cannot_avoid_is_still_kept_below_the_threshold
     assert thresholds["vol"] >= 0.7
     assert detect(ToneModel(thresholds), speech[0]) == []
     assert [d.service for d in detect(ToneModel(thresholds), calls[0][0])] == ["17"]
+
+
+def _tuned_by_replaying_every_call(calls, speech, labels, candidates, cost, margin):
+    """The coordinate ascent written plainly: every call and every recording replayed for
+    every trial (the oracle of the tuner, which replays only the calls a trial can change)."""
+    from urgence.kws.detector import detections_from_posteriors, keyword_columns
+    from urgence.triage.router import route
+
+    _, keywords = keyword_columns(labels)
+
+    def fired(posteriors, seconds, thresholds):
+        return detections_from_posteriors(
+            posteriors, labels=labels, thresholds=thresholds, duration_s=seconds
+        )
+
+    def score(thresholds):
+        right = 0
+        for posteriors, seconds, needed in calls:
+            service = route(fired(posteriors, seconds, thresholds)).service
+            right += (service in needed) if needed else (service is None)
+        lowered = {k: max(0.0, v - margin) for k, v in thresholds.items()}
+        alarms = sum(
+            len(fired(p, s, levels)) for p, s in speech for levels in (lowered, thresholds)
+        )
+        return right - cost * alarms
+
+    shared = max(candidates, key=lambda c: (score(dict.fromkeys(keywords, c)), c))
+    thresholds = dict.fromkeys(keywords, float(shared))
+    best = score(thresholds)
+    for _ in range(2):
+        changed = False
+        for keyword in keywords:
+            for candidate in candidates:
+                trial = {**thresholds, keyword: float(candidate)}
+                if (value := score(trial)) > best:
+                    best, thresholds, changed = value, trial, True
+        if not changed:
+            break
+    return thresholds
+
+
+@pytest.mark.parametrize("cost, margin", [(10.0, 0.15), (1.0, 0.0)])
+def test_tuner_matches_replaying_every_call(rng, cost, margin):
+    # random posteriors with keyword bumps of random heights: calls that need a service,
+    # calls that need the operator, and keyword-free speech, for many keywords at once
+    labels = [*KEYWORDS, "_unknown_", "_silence_"]
+
+    def recording(bumps):
+        n = int(rng.integers(20, 60))
+        posteriors = rng.dirichlet(np.ones(len(labels)) * 0.3, size=n).astype(np.float32) * 0.3
+        posteriors[:, -2] += 0.7
+        for column in bumps:
+            start = int(rng.integers(0, n - 6))
+            height = rng.uniform(0.3, 1.0)
+            posteriors[start : start + int(rng.integers(2, 7)), column] += height
+        posteriors /= posteriors.sum(axis=1, keepdims=True)
+        return posteriors, n * 0.1 + 0.9
+
+    keywords = list(KEYWORDS)  # keyword -> service
+    calls = []
+    for _ in range(40):
+        said = list(rng.choice(len(KEYWORDS), int(rng.integers(0, 3)), replace=False))
+        noise = list(rng.choice(len(KEYWORDS), int(rng.integers(0, 2))))
+        posteriors, seconds = recording(said + noise)
+        calls.append((posteriors, seconds, sorted({KEYWORDS[keywords[c]] for c in said})))
+    speech = [recording(list(rng.choice(len(KEYWORDS), 2))) for _ in range(6)]
+    candidates = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    tuned = thresholds_from_posteriors(
+        calls,
+        speech,
+        labels=labels,
+        candidates=candidates,
+        false_alarm_cost=cost,
+        speech_margin=margin,
+    )
+    oracle = _tuned_by_replaying_every_call(calls, speech, labels, candidates, cost, margin)
+    assert tuned == oracle
+    assert len(set(tuned.values())) > 1  # the ascent moved some keywords: a real comparison

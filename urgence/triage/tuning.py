@@ -124,13 +124,17 @@ def thresholds_from_posteriors(
     config = config or DetectorConfig()
     labels = list(labels)
     columns, keywords = keyword_columns(labels)
-    call_items = [(posteriors, duration_s, set(needed)) for posteriors, duration_s, needed in calls]
     # each keyword's highest window posterior: a smoothed posterior is a mean of windows, so
-    # a recording whose peaks all stay under the thresholds cannot fire and is not replayed
-    speech_items = [
-        (p, d, p[:, columns].max(axis=0) if len(p) else np.zeros(len(columns), np.float32))
-        for p, d in speech
-    ]
+    # a recording whose peaks all stay under a keyword's threshold cannot fire it, and moving
+    # that threshold between two values above its peak changes none of its detections
+    def peaks_of(posteriors: np.ndarray) -> np.ndarray:
+        if not len(posteriors):
+            return np.zeros(len(columns), np.float32)
+        return posteriors[:, columns].max(axis=0)
+
+    call_items = [(p, d, set(needed), peaks_of(p)) for p, d, needed in calls]
+    call_peaks = np.stack([peaks for *_, peaks in call_items])
+    speech_items = [(p, d, peaks_of(p)) for p, d in speech]
 
     def detections(posteriors: np.ndarray, duration_s: float, thresholds: Mapping[str, float]):
         return detections_from_posteriors(
@@ -142,16 +146,10 @@ def thresholds_from_posteriors(
             config=config,
         )
 
-    def score(thresholds: Mapping[str, float]) -> int:
-        right = 0
-        for posteriors, duration_s, needed in call_items:
-            service = route(detections(posteriors, duration_s, thresholds)).service
-            right += (service in needed) if needed else (service is None)
-        lowered = {k: max(0.0, value - speech_margin) for k, value in thresholds.items()}
-        # and once more at the thresholds themselves: a false alarm the margin cannot keep
-        # away (it peaks above every candidate minus the margin) is still kept below them
-        false_alarms = speech_alarms(lowered) + speech_alarms(thresholds)
-        return right - false_alarm_cost * false_alarms
+    def routed_right(index: int, thresholds: Mapping[str, float]) -> bool:
+        posteriors, duration_s, needed, _ = call_items[index]
+        service = route(detections(posteriors, duration_s, thresholds)).service
+        return (service in needed) if needed else (service is None)
 
     def speech_alarms(thresholds: Mapping[str, float]) -> int:
         levels = np.array([thresholds[k] for k in keywords], dtype=np.float32)
@@ -161,17 +159,37 @@ def thresholds_from_posteriors(
             if (peaks >= levels).any()
         )
 
+    def penalty(thresholds: Mapping[str, float]) -> float:
+        lowered = {k: max(0.0, value - speech_margin) for k, value in thresholds.items()}
+        # and once more at the thresholds themselves: a false alarm the margin cannot keep
+        # away (it peaks above every candidate minus the margin) is still kept below them
+        return false_alarm_cost * (speech_alarms(lowered) + speech_alarms(thresholds))
+
+    def outcomes(thresholds: Mapping[str, float]) -> np.ndarray:
+        return np.array([routed_right(i, thresholds) for i in range(len(call_items))])
+
+    def score(thresholds: Mapping[str, float]) -> float:
+        return int(outcomes(thresholds).sum()) - penalty(thresholds)
+
     shared = max(candidates, key=lambda c: (score(dict.fromkeys(keywords, c)), c))
     thresholds = dict.fromkeys(keywords, float(shared))
-    best = score(thresholds)
+    right = outcomes(thresholds)
+    best = int(right.sum()) - penalty(thresholds)
     for _ in range(passes):
         changed = False
-        for keyword in keywords:
+        for column, keyword in enumerate(keywords):
             for candidate in candidates:
                 trial = {**thresholds, keyword: float(candidate)}
-                value = score(trial)
+                # only the calls in which this keyword reaches the lower of its two
+                # thresholds can route differently: the others keep their outcome
+                replayed = np.flatnonzero(
+                    call_peaks[:, column] >= min(thresholds[keyword], float(candidate))
+                )
+                trial_right = right.copy()
+                trial_right[replayed] = [routed_right(i, trial) for i in replayed]
+                value = int(trial_right.sum()) - penalty(trial)
                 if value > best:
-                    best, thresholds, changed = value, trial, True
+                    best, thresholds, right, changed = value, trial, trial_right, True
         if not changed:
             break
     return thresholds
