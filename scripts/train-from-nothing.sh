@@ -14,6 +14,11 @@
 # since session 18 width 40 with time stride 4, urgence.kws.architectures; sessions 15-17
 # shipped width 24 with time stride 2) or dscnn (the DS-CNN, width 80, shipped until session
 # 15); the later steps start from the base and keep its architecture.
+# RANDOM_VOICES (default 24 since session 19, 0 before) is the number of random espeak-ng voice
+# variants added to the corpus (urgence.corpus.voice_variants; ~19% more training rows).
+# TUNE_CALLS (default 1200 since session 19, 300 before) is the number of validation calls the
+# thresholds are tuned on: tuned on 300, a model's thresholds route a fresh set of validation
+# calls worse (MODEL_CARD.md, session 19).
 # Writes OUT_DIR/kws.{npz,json} and OUT_DIR/times.txt (seconds per step, with the load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +36,8 @@ case "${ARCH:-bcresnet}" in
 esac
 stamp start
 # shellcheck disable=SC2086  # CORPUS_OPTIONS holds several words
-$U corpus build --out "$out/corpus" --shared "$shared" ${CORPUS_OPTIONS:-} --quiet > "$out/corpus.log" 2>&1
+$U corpus build --out "$out/corpus" --shared "$shared" --random-voices "${RANDOM_VOICES:-24}" ${CORPUS_OPTIONS:-} \
+  --quiet > "$out/corpus.log" 2>&1
 stamp corpus
 if [ "${BASE:-speech_commands}" = words ]; then
   $U corpus words --out "$out/words" --shared "$shared" --quiet > "$out/words.log" 2>&1
@@ -64,5 +70,6 @@ for round in $(seq 1 "$rounds"); do
 done
 cp "$out/round$rounds.npz" "$out/kws.npz"
 cp "$out/round$rounds.json" "$out/kws.json"
-$U evaluate-calls --tune --calls 300 --seed 1 --model "$out/kws" --shared "$shared" > "$out/tune.log" 2>&1
+$U evaluate-calls --tune --calls "${TUNE_CALLS:-1200}" --seed 1 --model "$out/kws" --shared "$shared" \
+  > "$out/tune.log" 2>&1
 stamp thresholds
