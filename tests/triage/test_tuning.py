@@ -184,8 +184,8 @@ def test_tuner_matches_replaying_every_call(rng, cost, margin):
     calls = []
     for _ in range(40):
         said = list(rng.choice(len(KEYWORDS), int(rng.integers(0, 3)), replace=False))
-        noise = list(rng.choice(len(KEYWORDS), int(rng.integers(0, 2))))
-        posteriors, seconds = recording(said + noise)
+        misheard = list(rng.choice(len(KEYWORDS), int(rng.integers(0, 2))))
+        posteriors, seconds = recording(said + misheard)
         calls.append((posteriors, seconds, sorted({KEYWORDS[keywords[c]] for c in said})))
     speech = [recording(list(rng.choice(len(KEYWORDS), 2))) for _ in range(6)]
     candidates = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
