@@ -124,6 +124,7 @@ def thresholds_from_posteriors(
     config = config or DetectorConfig()
     labels = list(labels)
     columns, keywords = keyword_columns(labels)
+
     # each keyword's highest window posterior: a smoothed posterior is a mean of windows, so
     # a recording whose peaks all stay under a keyword's threshold cannot fire it, and moving
     # that threshold between two values above its peak changes none of its detections
@@ -165,16 +166,15 @@ def thresholds_from_posteriors(
         # away (it peaks above every candidate minus the margin) is still kept below them
         return false_alarm_cost * (speech_alarms(lowered) + speech_alarms(thresholds))
 
-    def outcomes(thresholds: Mapping[str, float]) -> np.ndarray:
-        return np.array([routed_right(i, thresholds) for i in range(len(call_items))])
+    def scored(thresholds: Mapping[str, float]) -> tuple[np.ndarray, float]:
+        right = np.array([routed_right(i, thresholds) for i in range(len(call_items))])
+        return right, int(right.sum()) - penalty(thresholds)
 
-    def score(thresholds: Mapping[str, float]) -> float:
-        return int(outcomes(thresholds).sum()) - penalty(thresholds)
-
-    shared = max(candidates, key=lambda c: (score(dict.fromkeys(keywords, c)), c))
+    # the shared thresholds' outcomes are kept: the ascent starts from the best of them
+    shared_trials = {c: scored(dict.fromkeys(keywords, float(c))) for c in candidates}
+    shared = max(candidates, key=lambda c: (shared_trials[c][1], c))
     thresholds = dict.fromkeys(keywords, float(shared))
-    right = outcomes(thresholds)
-    best = int(right.sum()) - penalty(thresholds)
+    right, best = shared_trials[shared]
     for _ in range(passes):
         changed = False
         for column, keyword in enumerate(keywords):
