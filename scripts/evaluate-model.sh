@@ -5,8 +5,8 @@
 # (seed 7).
 # usage: scripts/evaluate-model.sh MODEL_STEM OUT_DIR [CORPUS] [SHARED_DIR]
 # The model is copied to OUT_DIR/kws.{npz,json} and tuned there; reports go to OUT_DIR/*.txt.
-# CALLS_AUDIO=DIR keeps the generated calls in DIR (val1-1200.npz, test7.npz) and reads them back
-# on later runs: models evaluated with the same DIR hear the very same calls.
+# CALLS_AUDIO=DIR keeps the generated calls in DIR (val1-1200.npz, test7.npz) and reads them
+# back on later runs: models evaluated with the same DIR hear the very same calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: scripts/evaluate-model.sh MODEL_STEM OUT_DIR [CORPUS] [SHARED_DIR]}
@@ -22,9 +22,11 @@ m=$out/kws
 tune_calls=${TUNE_CALLS:-1200}
 keep_val=() keep_test=()
 if [[ -n ${CALLS_AUDIO:-} ]]; then
-  keep_val=(--calls-audio "$CALLS_AUDIO/val1-$tune_calls.npz") keep_test=(--calls-audio "$CALLS_AUDIO/test7.npz")
+  keep_val=(--calls-audio "$CALLS_AUDIO/val1-$tune_calls.npz")
+  keep_test=(--calls-audio "$CALLS_AUDIO/test7.npz")
 fi
-$U evaluate-calls --tune --calls "$tune_calls" --seed 1 --model "$m" --shared "$shared" "${keep_val[@]}" > "$out/tune.txt"
+$U evaluate-calls --tune --calls "$tune_calls" --seed 1 --model "$m" --shared "$shared" "${keep_val[@]}" \
+  > "$out/tune.txt"
 $U evaluate "$m" "$shared/data/validation_other_voices" > "$out/other_voices.txt"
 $U evaluate "$m" "$shared/data/validation_other_voices" --no-thresholds > "$out/other_voices_argmax.txt"
 $U evaluate "$m" "$corpus" --split test > "$out/test_features.txt"
