@@ -24,6 +24,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="espeak voices of random settings, beside the shipped ones, all training voices (0)",
     )
     build.add_argument(
+        "--jittered-voices",
+        type=int,
+        default=None,
+        help="espeak voices made by jittering the settings of training-split variants, "
+        "all training voices (0)",
+    )
+    build.add_argument(
         "--muffle",
         type=float,
         default=None,
@@ -216,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
     given = {
         "voices": args.voices,
         "random_voices": args.random_voices,
+        "jittered_voices": args.jittered_voices,
         "muffle": args.muffle,
         "train_snr_db": tuple(args.train_snr_db) if args.train_snr_db else None,
         "natural_running": args.natural_running,

@@ -3,8 +3,8 @@
 A speaker's split comes from the SHA-1 of its id, so it never changes when the corpus grows
 or is rebuilt, and a voice never appears in two splits. Whole voice families can be held out
 for evaluation with shell-style patterns (``"espeak:fr+f*"``): they go to ``test``.
-The random espeak-ng voices our own code makes (``voice_variants``) are training material
-only: they always go to ``train`` (unless held out by a pattern).
+The random and jittered espeak-ng voices our own code makes (``voice_variants``) are training
+material only: they always go to ``train`` (unless held out by a pattern).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 # percent of speakers in train and val; the rest is test
 TRAIN_PERCENT = 80
 VAL_PERCENT = 10
-# speaker ids that are always train: the random voice variants (voice_variants.PREFIX)
-TRAIN_ONLY_PREFIXES: tuple[str, ...] = ("espeak:fr+rnd",)
+# speaker ids that are always train: the random and jittered voice variants
+# (voice_variants.PREFIX, voice_variants.JITTER_PREFIX)
+TRAIN_ONLY_PREFIXES: tuple[str, ...] = ("espeak:fr+rnd", "espeak:fr+jit")
 
 
 def split_of(speaker_id: str, *, holdout: Iterable[str] = ()) -> str:

@@ -11,6 +11,13 @@ The settings are drawn from fixed, generic ranges: no held-out variant file is r
 copied. espeak-ng only loads variants from its data folder, so :func:`data_folder` builds a
 folder of links to the wheel's data with the random variants added, once per user and
 machine (in the temporary folder), and the synthesiser is initialised on it.
+
+*Jittered* variants (``jit000``, ...) are the other kind: a shipped variant of the training
+split, its settings each scaled by a random factor (pitch, formant frequencies, heights and
+widths, voicing, consonants, spectral tone). espeak-ng's held-out variants are often close
+relatives of training ones (steph, steph2, steph3 differ in a few settings), and the model
+still lost most of its calls on them (MODEL_CARD.md, session 20): a jittered voice is a new
+relative of a training voice. Only training-split variant files are read.
 """
 
 from __future__ import annotations
@@ -19,14 +26,19 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 PREFIX = "rnd"  # variant names: rnd000, ... (voices "fr+rnd000"; splits.TRAIN_ONLY_PREFIXES)
-# variants written; a corpus uses the first ``BuildConfig.random_voices``. espeak-ng lists at
-# most 349 voice files and the wheel has 245 (141 languages, 104 variants): 96 more fit.
-COUNT = 96
+JITTER_PREFIX = "jit"  # jittered variants: jit000, ... (also training voices only)
+# variants written; a corpus uses the first ``BuildConfig.random_voices`` and the first
+# ``BuildConfig.jittered_voices``. espeak-ng lists at most 349 voice files and the wheel has
+# 245 (141 languages, 104 variants): 104 more fit, and at 104 espeak-ng warns that its list
+# is full, so 96 are written.
+COUNT = 56
+JITTER_COUNT = 40
 _SEED = 20261130  # the variants are fixed: a voice name always means the same settings
 
 
@@ -35,6 +47,72 @@ def names(count: int) -> list[str]:
     if not 0 <= count <= COUNT:
         raise ValueError(f"random voices must be between 0 and {COUNT}, got {count}")
     return [f"fr+{PREFIX}{index:03d}" for index in range(count)]
+
+
+def jittered_names(count: int) -> list[str]:
+    """The first ``count`` jittered voices, as ``synthesize(voice=...)`` takes them."""
+    if not 0 <= count <= JITTER_COUNT:
+        raise ValueError(f"jittered voices must be between 0 and {JITTER_COUNT}, got {count}")
+    return [f"fr+{JITTER_PREFIX}{index:03d}" for index in range(count)]
+
+
+def jitter_sources(variants: Iterable[str]) -> list[str]:
+    """The variants (file names) jittered voices may come from: those of the training split,
+    in a fixed shuffled order (jittered voice ``i`` comes from source ``i`` mod their number)."""
+    from urgence.corpus.splits import split_of
+
+    sources = sorted(v for v in variants if " " not in v and split_of(f"espeak:fr+{v}") == "train")
+    order = np.random.default_rng([_SEED, 2]).permutation(len(sources))
+    return [sources[i] for i in order]
+
+
+def jittered_text(index: int, source_text: str) -> str:
+    """Jittered variant ``index`` of a variant file's text: each number that shapes the voice
+    scaled by its own random factor; settings the file omits that are jittered (voicing,
+    consonants) are added around espeak-ng's default of 100."""
+    rng = np.random.default_rng([_SEED, 1, index])
+
+    def scaled(value: str, low: float, high: float, top: int = 1000) -> str:
+        return str(min(top, max(0, round(float(value) * rng.uniform(low, high)))))
+
+    lines = ["language variant", f"name {JITTER_PREFIX}{index:03d}"]
+    seen = set()
+    for line in source_text.splitlines():
+        key, *values = line.split() or [""]
+        if key in ("", "language", "name") or key.startswith("//"):
+            continue
+        seen.add(key)
+        if key == "pitch" and len(values) >= 2:
+            factor = rng.uniform(0.85, 1.18)
+            values = [str(round(float(v) * factor)) for v in values[:2]]
+        elif key == "formant" and len(values) >= 4:
+            values = [
+                values[0],
+                scaled(values[1], 0.95, 1.05) if values[0] != "0" else values[1],
+                scaled(values[2], 0.75, 1.33),
+                scaled(values[3], 0.8, 1.25),
+                *values[4:],
+            ]
+        elif key in ("voicing", "consonants") and values:
+            values = [scaled(v, 0.6, 1.6) for v in values]
+        elif key == "tone" and len(values) % 2 == 0:
+            values = [v if i % 2 == 0 else scaled(v, 0.7, 1.4, 255) for i, v in enumerate(values)]
+        lines.append(" ".join([key, *values]))
+    if "voicing" not in seen:
+        lines.append(f"voicing {scaled('100', 0.6, 1.6)}")
+    if "consonants" not in seen:
+        lines.append(f"consonants {scaled('100', 0.6, 1.6)} {scaled('100', 0.6, 1.6)}")
+    return "\n".join(lines) + "\n"
+
+
+def _jittered_texts(variants_dir: Path) -> list[str]:
+    sources = jitter_sources(p.name for p in variants_dir.iterdir() if p.is_file())
+    if not sources:
+        return []
+    return [
+        jittered_text(i, (variants_dir / sources[i % len(sources)]).read_text(errors="replace"))
+        for i in range(JITTER_COUNT)
+    ]
 
 
 def variant_text(index: int) -> str:
@@ -91,10 +169,15 @@ def data_folder(source: str | Path) -> Path:
     made once and reused: its name changes with ``source`` and the variants' content.
     Falls back to ``source`` itself (random voices then unknown) if it cannot be written."""
     source = Path(source).resolve()
-    texts = [variant_text(index) for index in range(COUNT)]
-    digest = hashlib.sha1("\0".join([str(source), *texts]).encode()).hexdigest()[:12]
+    files = {f"{PREFIX}{i:03d}": variant_text(i) for i in range(COUNT)}
+    try:
+        jittered = _jittered_texts(source / "voices" / "!v")
+    except OSError:
+        jittered = []
+    files.update({f"{JITTER_PREFIX}{i:03d}": text for i, text in enumerate(jittered)})
+    digest = hashlib.sha1("\0".join([str(source), *files.values()]).encode()).hexdigest()[:12]
     target = Path(tempfile.gettempdir()) / f"urgence-espeak-{os.getuid()}-{digest}"
-    if (target / "voices" / "!v" / f"{PREFIX}{COUNT - 1:03d}").is_file():
+    if (target / "voices" / "!v" / list(files)[-1]).is_file():
         return target
     staging: Path | None = None
     try:
@@ -111,8 +194,8 @@ def data_folder(source: str | Path) -> Path:
         variants.mkdir()
         for entry in (source / "voices" / "!v").iterdir():
             (variants / entry.name).symlink_to(entry)
-        for index, text in enumerate(texts):
-            (variants / f"{PREFIX}{index:03d}").write_text(text, encoding="utf-8")
+        for name, text in files.items():
+            (variants / name).write_text(text, encoding="utf-8")
         try:
             staging.rename(target)  # atomic: another process may have made it meanwhile
         except OSError:
