@@ -273,8 +273,7 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
     if config.jittered_voices and config.holdout:
         # a jittered voice is a relative of its source: a held-out source would leak
         variants = [v[3:] for v in espeak_voices(None) if v.startswith("fr+")]
-        sources = voice_variants.jitter_sources(variants)
-        used = {sources[i % len(sources)] for i in range(config.jittered_voices)}
+        used = set(voice_variants.jitter_sources(variants, config.jittered_voices))
         leaked = sorted(
             v for v in used if split_of(f"espeak:fr+{v}", holdout=config.holdout) == "test"
         )

@@ -56,14 +56,18 @@ def jittered_names(count: int) -> list[str]:
     return [f"fr+{JITTER_PREFIX}{index:03d}" for index in range(count)]
 
 
-def jitter_sources(variants: Iterable[str]) -> list[str]:
-    """The variants (file names) jittered voices may come from: those of the training split,
-    in a fixed shuffled order (jittered voice ``i`` comes from source ``i`` mod their number)."""
+def jitter_sources(variants: Iterable[str], count: int | None = None) -> list[str]:
+    """The variant (file name) each jittered voice comes from, in order: the training-split
+    ones among ``variants``, in a fixed shuffled order, repeated to ``count`` (default: each
+    once)."""
     from urgence.corpus.splits import split_of
 
     sources = sorted(v for v in variants if " " not in v and split_of(f"espeak:fr+{v}") == "train")
     order = np.random.default_rng([_SEED, 2]).permutation(len(sources))
-    return [sources[i] for i in order]
+    sources = [sources[i] for i in order]
+    if count is None or not sources:
+        return sources
+    return [sources[i % len(sources)] for i in range(count)]
 
 
 def jittered_text(index: int, source_text: str) -> str:
@@ -106,12 +110,10 @@ def jittered_text(index: int, source_text: str) -> str:
 
 
 def _jittered_texts(variants_dir: Path) -> list[str]:
-    sources = jitter_sources(p.name for p in variants_dir.iterdir() if p.is_file())
-    if not sources:
-        return []
+    names = [p.name for p in variants_dir.iterdir() if p.is_file()]
     return [
-        jittered_text(i, (variants_dir / sources[i % len(sources)]).read_text(errors="replace"))
-        for i in range(JITTER_COUNT)
+        jittered_text(index, (variants_dir / source).read_text(errors="replace"))
+        for index, source in enumerate(jitter_sources(names, JITTER_COUNT))
     ]
 
 
