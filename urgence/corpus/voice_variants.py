@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from urgence.corpus.splits import split_of
+
 PREFIX = "rnd"  # variant names: rnd000, ... (voices "fr+rnd000"; splits.TRAIN_ONLY_PREFIXES)
 JITTER_PREFIX = "jit"  # jittered variants: jit000, ... (also training voices only)
 # variants written; a corpus uses the first ``BuildConfig.random_voices`` and the first
@@ -60,8 +62,6 @@ def jitter_sources(variants: Iterable[str], count: int | None = None) -> list[st
     """The variant (file name) each jittered voice comes from, in order: the training-split
     ones among ``variants``, in a fixed shuffled order, repeated to ``count`` (default: each
     once)."""
-    from urgence.corpus.splits import split_of
-
     sources = sorted(v for v in variants if " " not in v and split_of(f"espeak:fr+{v}") == "train")
     order = np.random.default_rng([_SEED, 2]).permutation(len(sources))
     sources = [sources[i] for i in order]
@@ -82,10 +82,13 @@ def jittered_text(index: int, source_text: str) -> str:
     lines = ["language variant", f"name {JITTER_PREFIX}{index:03d}"]
     seen = set()
     for line in source_text.splitlines():
-        key, *values = line.split() or [""]
-        if key in ("", "language", "name") or key.startswith("//"):
+        key, *values = line.split("//")[0].split() or [""]
+        if key in ("", "language", "name"):
             continue
         seen.add(key)
+        if not all(v.lstrip("-").isdigit() for v in values):
+            lines.append(" ".join(line.split()))  # not numbers to jitter: copied
+            continue
         if key == "pitch" and len(values) >= 2:
             factor = rng.uniform(0.85, 1.18)
             values = [str(round(float(v) * factor)) for v in values[:2]]
