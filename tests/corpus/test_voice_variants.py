@@ -214,3 +214,13 @@ def test_jittered_voices_speak_and_refuse_a_held_out_source():
         )
     with pytest.raises(BuildError, match="jittered-voices"):
         plan_shards(BuildConfig.small(shared=None, jittered_voices=voice_variants.JITTER_COUNT + 1))
+
+
+def test_jittered_text_copies_what_is_not_numbers_and_drops_comments():
+    text = voice_variants.jittered_text(
+        0, "language variant\nformant 1 100 80 90 // louder\n// breath 1 2\nbreath x y\n"
+    )
+    lines = text.splitlines()
+    assert "breath x y" in lines and "//" not in text
+    formant = next(line for line in lines if line.startswith("formant 1 "))
+    assert len(formant.split()) == 5  # jittered, its comment gone
