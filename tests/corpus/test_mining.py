@@ -177,7 +177,10 @@ def test_the_score_cuts_decide_which_windows_are_kept(corpus):
         MiningConfig(max_positive_score=0.0)
 
 
-def test_cli_passes_the_score_cuts(tmp_path, monkeypatch):
+@pytest.fixture
+def mine_cli(tmp_path, monkeypatch):
+    """Runs ``urgence corpus mine`` with extra arguments up to the mining, and returns the
+    MiningConfig the CLI made of them."""
     from urgence.corpus import mining
 
     seen = {}
@@ -189,7 +192,40 @@ def test_cli_passes_the_score_cuts(tmp_path, monkeypatch):
     (tmp_path / "build.json").write_text("{}", encoding="utf-8")
     monkeypatch.setattr(mining, "mine_hard_examples", record)
     monkeypatch.setattr("urgence.kws.model.KeywordModel.load", lambda path: object())
-    args = ["corpus", "mine", "--corpus", str(tmp_path), "--model", "m"]
-    assert main([*args, "--max-positive-score", "0.9", "--min-negative-score", "0.3"]) == 2
-    assert seen["config"].max_positive_score == 0.9
-    assert seen["config"].min_negative_score == 0.3
+
+    def run(*extra: str) -> MiningConfig:
+        assert main(["corpus", "mine", "--corpus", str(tmp_path), "--model", "m", *extra]) == 2
+        return seen["config"]
+
+    return run
+
+
+def test_cli_passes_the_score_cuts(mine_cli):
+    config = mine_cli("--max-positive-score", "0.9", "--min-negative-score", "0.3")
+    assert config.max_positive_score == 0.9
+    assert config.min_negative_score == 0.3
+
+
+def test_single_words_are_mined_for_hard_negatives(corpus, unsure):
+    words = dataclasses.replace(SMALL, words_per_voice=3)
+    mined = mine_hard_examples(FixedModel(gaz=0.3, _unknown_=0.7), corpus, words)
+    from_words = np.char.endswith(mined["source"], "-mined-word")
+    assert from_words.any() and (mined["label"][from_words] == LABELS.index(UNKNOWN)).all()
+    assert all(split_of(speaker) == "train" for speaker in mined["speaker"][from_words])
+    # beside the sentences and phrases, not instead of them (espeak-ng is not bit-for-bit
+    # repeatable, so their windows are compared by kind, not row by row)
+    for key in ("label", "speaker", "source"):
+        assert set(mined[key][~from_words]) == set(unsure[key])
+    # three short words per voice, each a clean and a noisy copy of at most ~2 s of windows
+    voices = len(set(mined["speaker"][from_words]))
+    assert from_words.sum() <= voices * 3 * 2 * 25
+    # a model sure of nothing keeps none of their windows
+    words_only = dataclasses.replace(words, sentences_per_voice=0, phrases_per_keyword=0)
+    assert not len(mine_hard_examples(FixedModel(_unknown_=1.0), corpus, words_only)["label"])
+    with pytest.raises(ValueError, match="words_per_voice"):
+        MiningConfig(words_per_voice=-1)
+
+
+def test_cli_passes_the_words_per_voice(mine_cli):
+    assert mine_cli().words_per_voice == 0
+    assert mine_cli("--words-per-voice", "40").words_per_voice == 40

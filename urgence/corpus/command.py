@@ -137,6 +137,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="share of sentences made by the call-like grammar (the corpus's own share)",
     )
     mine.add_argument(
+        "--words-per-voice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="words of the unknown vocabulary each training voice speaks alone, mined for "
+        "hard negatives like the running speech (0)",
+    )
+    mine.add_argument(
         "--min-negative-score",
         type=float,
         default=0.25,
@@ -295,6 +303,7 @@ def _mine(args: argparse.Namespace) -> int:
             phrases_per_keyword=args.phrases_per_keyword,
             pairs_per_keyword=args.pairs_per_keyword,
             pair_keywords=args.pair_keywords,
+            words_per_voice=args.words_per_voice,
             call_sentences=args.call_sentences,
             min_negative_score=args.min_negative_score,
             max_positive_score=args.max_positive_score,

@@ -9,6 +9,8 @@ windows (1 s every 100 ms) so that they are what the detector meets in a call:
 - hard negatives: sentences of random non-keyword words and numbers (as ``espeak-running``);
   windows on which the model gives some keyword at least ``min_negative_score`` become
   `_unknown_` rows (``<engine>-mined``);
+- hard negatives among single words (``words_per_voice``): words of the `_unknown_`
+  vocabulary spoken alone, mined the same way (``<engine>-mined-word``);
 - hard positives: keyword phrases (as ``espeak-context``); windows that hold the whole
   keyword, with ``margin_s`` to spare on both sides, on which the model gives it less than
   ``max_positive_score`` become rows of that keyword (``<engine>-mined-positive``).
@@ -74,6 +76,11 @@ class MiningConfig:
     # the keywords that get minimal pairs (empty: all). Only "gaz" and "vol" have hundreds
     # of neighbours (475, 367), each heard about once in a corpus; the others have 5-40.
     pair_keywords: tuple[str, ...] = ()
+    # words of the `_unknown_` vocabulary per training voice, each spoken alone and mined
+    # like the running speech: the model is asked about words one at a time, so the frequent
+    # words it takes for a keyword ("entendu" for incendie, "malheur" for malaise) are found
+    # even though a random sentence holds each of 5,000 words only now and then
+    words_per_voice: int = 0
     # share of running-speech sentences and keyword phrases made by the call-like grammar
     # (``dialogue``); None: the corpus's own share (``BuildConfig.call_sentences``)
     call_sentences: float | None = None
@@ -90,6 +97,8 @@ class MiningConfig:
         unknown = [k for k in self.pair_keywords if k not in KEYWORDS]
         if unknown:
             raise ValueError(f"pair_keywords must be keywords, not {unknown}")
+        if self.words_per_voice < 0:
+            raise ValueError(f"words_per_voice must be >= 0, got {self.words_per_voice}")
         if self.call_sentences is not None and not 0.0 <= self.call_sentences <= 1.0:
             raise ValueError(f"call_sentences must be a share in [0, 1], got {self.call_sentences}")
         for name in ("min_negative_score", "max_positive_score"):
@@ -273,6 +282,10 @@ def _mine_voice(spec: ShardSpec) -> dict[str, np.ndarray]:
         pairs = minimal_pairs(keyword, config.pairs_per_keyword, confusables, vocabulary, rng)
         for _, text in pairs:
             mine_negatives(text, f"{engine}-mined-pair")
+    if config.words_per_voice:
+        count = min(config.words_per_voice, len(vocabulary))
+        for word in rng.choice(vocabulary, count, replace=False):
+            mine_negatives(str(word), f"{engine}-mined-word")
     if not rows["x"]:
         return {key: value.copy() for key, value in _EMPTY_ROWS.items()}
     return {
