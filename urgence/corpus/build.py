@@ -18,6 +18,8 @@ Sources and labels:
   negatives).
 - SVOX Pico, a second synthesiser made into ``pico_voices`` pseudo-speakers (``pico.py``):
   the same kinds of clips as espeak-ng, sources ``pico-isolated`` ... ``pico-neighbours``.
+- MBROLA, diphones of real people (``mbrola.py``), ``mbrola_shards`` shards per installed
+  voice, each voice one speaker: the same kinds of clips, sources ``mbrola-isolated`` ...
 - Speech Commands (real English speakers): `_unknown_` (``speech-commands``).
 - asterisk French prompts (one real speaker, telephone quality): `_unknown_` (``asterisk``).
 - background noise, train/val halves: `_silence_` (``noise``).
@@ -54,6 +56,8 @@ from urgence.corpus.clips import (
     to_int16,
 )
 from urgence.corpus.dataset import read_npz, save_npz_atomically
+from urgence.corpus.mbrola import mbrola_voices, speak_mbrola
+from urgence.corpus.mbrola import speaker_id as mbrola_speaker
 from urgence.corpus.neighbours import confusable_words
 from urgence.corpus.pico import pico_available, pico_voices, speak_pico
 from urgence.corpus.splits import SPLITS, split_of
@@ -145,6 +149,9 @@ class BuildConfig:
     # words in its place ("une fuite de garde"): minimal pairs (``minimal_pair_phrase``)
     pairs_per_keyword: int = 0
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
+    # shards per installed MBROLA voice (mbrola.py: diphones of real people; each voice one
+    # speaker, split like the others); 0: none
+    mbrola_shards: int = 0
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one
     isolated_per_keyword: int = 3  # per voice and keyword
@@ -192,12 +199,16 @@ class BuildConfig:
         return key
 
 
+# shard kinds whose speech a synthesiser makes (``synthesiser``): the voices mining reads
+SYNTHESISED_KINDS: tuple[str, ...] = ("espeak", "pico", "mbrola")
+
+
 @dataclass(frozen=True)
 class ShardSpec:
     """One unit of work: ``kind`` selects the generator, ``items`` its inputs."""
 
     name: str
-    kind: str  # "espeak", "pico", "speech-commands", "asterisk", "silence", "user"
+    kind: str  # "espeak", "pico", "mbrola", "speech-commands", "asterisk", "silence", "user"
     items: tuple[str, ...] = ()
 
 
@@ -303,6 +314,18 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
             "(scripts/setup-system.sh does), or pass --pico-voices 0"
         )
     shards += pico_shards(config.pico_voices)
+    if config.mbrola_shards < 0:
+        raise BuildError(f"--mbrola-shards must be >= 0, got {config.mbrola_shards}")
+    if config.mbrola_shards and not mbrola_voices():
+        raise BuildError(
+            "--mbrola-shards needs MBROLA voices: install Debian's espeak-ng, mbrola and "
+            "mbrola-fr1 ... (scripts/setup-system.sh does), or pass --mbrola-shards 0"
+        )
+    shards += [
+        ShardSpec(f"mbrola-{voice}-{index}", "mbrola", (voice,))
+        for voice in (mbrola_voices() if config.mbrola_shards else [])
+        for index in range(config.mbrola_shards)
+    ]
     rng = shard_rng(config.seed, "plan")
 
     commands_root = _data(config, "speech_commands_v002_test")
@@ -476,7 +499,14 @@ Speaker = Callable[[str, "str | None"], Speech]
 def synthesiser(
     spec: ShardSpec, config: BuildConfig, rng: np.random.Generator
 ) -> tuple[str, str, Speaker]:
-    """(speaker id, engine name, speak) of an "espeak" or "pico" shard."""
+    """(speaker id, engine name, speak) of an "espeak", "pico" or "mbrola" shard."""
+    if spec.kind == "mbrola":
+        mbrola_voice = spec.items[0]
+
+        def speak_mbrola_voice(text: str, target: str | None) -> Speech:
+            return speak_mbrola(text, target, voice=mbrola_voice, rng=rng)
+
+        return mbrola_speaker(mbrola_voice), "mbrola", speak_mbrola_voice
     if spec.kind == "espeak":
         voice = spec.items[0]
 
@@ -681,7 +711,7 @@ def generate_clips(spec: ShardSpec, config: BuildConfig) -> tuple[ClipBatch, lis
     noise, vocabulary, confusables = shared_resources(config)
     batch = ClipBatch()
     problems: list[str] = []
-    if spec.kind in ("espeak", "pico"):
+    if spec.kind in SYNTHESISED_KINDS:
         speaker, engine, speak = synthesiser(spec, config, rng)
         _synthesised_clips(speaker, engine, speak, config, rng, batch, vocabulary, confusables)
     elif spec.kind == "speech-commands":

@@ -72,6 +72,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="pseudo-speakers of the second synthesiser, SVOX Pico (40; 0 to build without)",
     )
+    build.add_argument(
+        "--mbrola-shards",
+        type=int,
+        default=None,
+        metavar="N",
+        help="shards per installed MBROLA voice (diphones of real people; 0, none)",
+    )
     build.add_argument("--seed", type=int, default=None, help="build seed (0)")
     build.add_argument(
         "--augment-copies", type=int, default=None, help="augmented copies per training clip (4)"
@@ -238,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         "call_sentences": args.call_sentences,
         "pairs_per_keyword": args.pairs_per_keyword,
         "pico_voices": args.pico_voices,
+        "mbrola_shards": args.mbrola_shards,
         "seed": args.seed,
         "augment_copies": args.augment_copies,
         "workers": args.workers,

@@ -40,6 +40,7 @@ from urgence.audio.features import FeatureConfig, log_mel
 from urgence.audio.features import windows as cut_windows
 from urgence.corpus.build import (
     FEATURE_DTYPE,
+    SYNTHESISED_KINDS,
     BuildConfig,
     ShardSpec,
     keyword_text,
@@ -136,7 +137,7 @@ def mine_hard_examples(
     build_config = _corpus_build_config(Path(corpus))
     if config.call_sentences is not None:
         build_config = replace(build_config, call_sentences=config.call_sentences)
-    specs = [spec for spec in plan_shards(build_config) if spec.kind in ("espeak", "pico")]
+    specs = [spec for spec in plan_shards(build_config) if spec.kind in SYNTHESISED_KINDS]
     job = (model, build_config, config)
     started = time.perf_counter()
     parts: list[dict[str, np.ndarray]] = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -134,15 +135,29 @@ def synthesize_pico(
 def speak_pico(
     text: str, target: str | None, *, voice: PicoVoice, rng: np.random.Generator
 ) -> Speech:
-    """``text`` as a ``Speech`` whose word list holds ``target`` with its exact span.
+    """``text`` as a ``Speech`` whose word list holds ``target`` with its exact span
+    (``speak_in_pieces``). Raises SynthesisError if Pico fails, ValueError if ``target`` is
+    not a word sequence of ``text``."""
+    return speak_in_pieces(
+        text, target, lambda piece: synthesize_pico(piece, voice=voice, rng=rng), rng
+    )
+
+
+def speak_in_pieces(
+    text: str,
+    target: str | None,
+    synthesize: Callable[[str], np.ndarray],
+    rng: np.random.Generator,
+) -> Speech:
+    """``text`` spoken by ``synthesize`` (text -> 16 kHz samples), a synthesiser that gives no
+    word timings, as a ``Speech`` whose word list holds ``target`` with its exact span.
 
     Without a target (or when it is the whole text) the text is spoken in one piece and the
     word list has one entry per piece. Otherwise the text is spoken in up to three pieces (the
     words before ``target``, ``target``, the words after), joined by pauses of
-    ``JOIN_PAUSE_S``. Raises SynthesisError if Pico fails, ValueError if ``target`` is not
-    a word sequence of ``text``."""
+    ``JOIN_PAUSE_S``. Raises ValueError if ``target`` is not a word sequence of ``text``."""
     if target is None or fold(text.strip(" .,!?;:")) == fold(target):
-        samples = synthesize_pico(text, voice=voice, rng=rng)
+        samples = synthesize(text)
         return Speech(samples=samples, words=[(text, 0.0, len(samples) / SAMPLE_RATE)])
     before, word, after = _split_around(text, target)
     pieces = ((before, False), (word, True), (after, False))
@@ -156,7 +171,7 @@ def speak_pico(
             pause = np.zeros(round(rng.uniform(*JOIN_PAUSE_S) * SAMPLE_RATE), np.float32)
             parts.append(pause)
             cursor += len(pause)
-        samples = _trim(synthesize_pico(piece, voice=voice, rng=rng))
+        samples = _trim(synthesize(piece))
         parts.append(samples)
         label = target if is_target else piece.strip()
         words.append((label, cursor / SAMPLE_RATE, (cursor + len(samples)) / SAMPLE_RATE))
