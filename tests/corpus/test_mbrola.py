@@ -2,6 +2,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from urgence.corpus import build, mbrola
 from urgence.corpus.clips import cut_word, speech_bounds
@@ -12,6 +13,11 @@ INSTALLED = mbrola.mbrola_voices()
 needs_mbrola = pytest.mark.skipif(
     not {"fr1", "fr4"} <= set(INSTALLED), reason="MBROLA voices fr1 and fr4 not installed"
 )
+
+
+def _trimmed(samples: np.ndarray) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(samples) > 0.01)
+    return samples[loud[0] : loud[-1] + 1]
 
 
 def _median_pitch_hz(samples: np.ndarray) -> float:
@@ -33,6 +39,18 @@ def test_the_voices_are_split_like_every_speaker_and_some_are_never_trained_on()
     splits = {v: split_of(mbrola.speaker_id(v)) for v in mbrola.MBROLA_VOICES}
     assert splits["fr3"] == "test" and splits["fr4"] == "val"
     assert sum(s == "train" for s in splits.values()) == 7
+
+
+@needs_mbrola
+def test_the_voices_of_validation_other_voices_are_never_in_a_corpus(shared_data):
+    assert set(mbrola.VALIDATION_VOICES) <= set(mbrola.mbrola_voices())
+    assert not set(mbrola.VALIDATION_VOICES) & set(mbrola.corpus_voices())
+    # they are that set's v1 and v2: the same word at the same rate, sample for sample
+    for voice, other in zip(mbrola.VALIDATION_VOICES, ("v1", "v2"), strict=True):
+        clip = shared_data / "validation_other_voices" / f"{other}_clean_125_incendie.wav"
+        theirs, _ = sf.read(clip, dtype="float32")
+        ours = mbrola.synthesize_mbrola("incendie", voice=voice, rate=125)
+        assert abs(len(_trimmed(theirs)) - len(_trimmed(ours))) < 0.01 * SAMPLE_RATE
 
 
 def test_bad_requests_are_clear_errors(monkeypatch):
@@ -84,20 +102,20 @@ def test_a_phrase_holds_the_target_with_its_span(rng):
 def test_shards_per_voice_are_planned_and_refused_when_no_voice_is_installed(monkeypatch):
     small = build.BuildConfig.small(shared=None, voices=1, pico_voices=0, random_voices=0)
     assert not [s for s in build.plan_shards(small) if s.kind == "mbrola"]
-    monkeypatch.setattr(build, "mbrola_voices", lambda: ["fr1", "fr3"])
+    monkeypatch.setattr(build, "corpus_voices", lambda: ["fr2", "fr3"])
     two = dataclasses.replace(small, mbrola_shards=2)
     names = [s.name for s in build.plan_shards(two) if s.kind == "mbrola"]
-    assert names == ["mbrola-fr1-0", "mbrola-fr1-1", "mbrola-fr3-0", "mbrola-fr3-1"]
+    assert names == ["mbrola-fr2-0", "mbrola-fr2-1", "mbrola-fr3-0", "mbrola-fr3-1"]
     with pytest.raises(build.BuildError, match="mbrola-shards must be >= 0"):
         build.plan_shards(dataclasses.replace(small, mbrola_shards=-1))
-    monkeypatch.setattr(build, "mbrola_voices", lambda: [])
+    monkeypatch.setattr(build, "corpus_voices", lambda: [])
     with pytest.raises(build.BuildError, match="needs MBROLA voices"):
         build.plan_shards(two)
 
 
 @needs_mbrola
 def test_a_corpus_trains_on_the_training_voices_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(build, "mbrola_voices", lambda: ["fr1", "fr3"])
+    monkeypatch.setattr(build, "corpus_voices", lambda: ["fr2", "fr3"])
     config = build.BuildConfig.small(
         shared=None, voices=1, pico_voices=0, random_voices=0, mbrola_shards=1
     )
@@ -106,5 +124,5 @@ def test_a_corpus_trains_on_the_training_voices_only(tmp_path, monkeypatch):
     for split in ("train", "test"):
         with np.load(tmp_path / f"features_{split}.npz", allow_pickle=False) as data:
             rows[split] = set(data["speaker"].tolist())
-    assert "mbrola:fr1" in rows["train"] and "mbrola:fr1" not in rows["test"]
+    assert "mbrola:fr2" in rows["train"] and "mbrola:fr2" not in rows["test"]
     assert "mbrola:fr3" in rows["test"] and "mbrola:fr3" not in rows["train"]

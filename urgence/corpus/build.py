@@ -56,7 +56,7 @@ from urgence.corpus.clips import (
     to_int16,
 )
 from urgence.corpus.dataset import read_npz, save_npz_atomically
-from urgence.corpus.mbrola import mbrola_voices, speak_mbrola
+from urgence.corpus.mbrola import corpus_voices, speak_mbrola
 from urgence.corpus.mbrola import speaker_id as mbrola_speaker
 from urgence.corpus.neighbours import confusable_words
 from urgence.corpus.pico import pico_available, pico_voices, speak_pico
@@ -150,7 +150,7 @@ class BuildConfig:
     pairs_per_keyword: int = 0
     pico_voices: int = 40  # pseudo-speakers of the second synthesiser, SVOX Pico (pico.py)
     # shards per installed MBROLA voice (mbrola.py: diphones of real people; each voice one
-    # speaker, split like the others); 0: none
+    # speaker, split like the others; never the two of validation_other_voices); 0: none
     mbrola_shards: int = 0
     seed: int = 0
     augment_copies: int = 4  # augmented copies per training clip, beside the clean one
@@ -316,14 +316,14 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
     shards += pico_shards(config.pico_voices)
     if config.mbrola_shards < 0:
         raise BuildError(f"--mbrola-shards must be >= 0, got {config.mbrola_shards}")
-    if config.mbrola_shards and not mbrola_voices():
+    if config.mbrola_shards and not corpus_voices():
         raise BuildError(
             "--mbrola-shards needs MBROLA voices: install Debian's espeak-ng, mbrola and "
             "mbrola-fr1 ... (scripts/setup-system.sh does), or pass --mbrola-shards 0"
         )
     shards += [
         ShardSpec(f"mbrola-{voice}-{index}", "mbrola", (voice,))
-        for voice in (mbrola_voices() if config.mbrola_shards else [])
+        for voice in (corpus_voices() if config.mbrola_shards else [])
         for index in range(config.mbrola_shards)
     ]
     rng = shard_rng(config.seed, "plan")

@@ -3,7 +3,8 @@
 espeak-ng's voices are formant rules, Pico's one voice an HMM; the keywords go unheard most
 often in voices unlike them (the model card's Known limits). MBROLA joins diphones recorded
 from real speakers, so its nine French voices (fr1-fr7 from France and Belgium, ca1-ca2 from
-Quebec) sound like nine different people. espeak-ng writes their phonemes, durations and
+Quebec) sound like nine different people; two of them speak validation_other_voices and are
+kept out of every corpus (``VALIDATION_VOICES``). espeak-ng writes their phonemes, durations and
 pitch; the ``mbrola`` program speaks them. Debian ships both: ``espeak-ng`` (main), ``mbrola``
 (contrib) and the voices ``mbrola-fr1`` ... (non-free: free to use and to redistribute
 without charge, not to sell; see the model card); ``scripts/setup-system.sh`` installs them.
@@ -35,6 +36,10 @@ MBROLA_COMMAND = "mbrola"
 # Debian's packages mbrola-fr1 ... mbrola-ca2 put each voice's database here
 VOICES_FOLDER = Path("/usr/share/mbrola")
 MBROLA_VOICES: tuple[str, ...] = ("fr1", "fr2", "fr3", "fr4", "fr5", "fr6", "fr7", "ca1", "ca2")
+# ../shared/data/validation_other_voices is spoken by these two (its v1 and v2: the same
+# words at the same rate come out sample for sample the same). A corpus never holds them:
+# trained on, they would make that measure of unheard voices a measure of heard ones.
+VALIDATION_VOICES: tuple[str, ...] = ("fr1", "fr4")
 # espeak-ng's words per minute and pitch (0-99), drawn for every utterance
 RATE_RANGE = (130, 210)
 PITCH_RANGE = (30, 70)
@@ -47,6 +52,11 @@ def mbrola_voices() -> list[str]:
     if shutil.which(ESPEAK_COMMAND) is None or shutil.which(MBROLA_COMMAND) is None:
         return []
     return [v for v in MBROLA_VOICES if (VOICES_FOLDER / v / v).is_file()]
+
+
+def corpus_voices() -> list[str]:
+    """The installed voices a corpus may hold: all but ``VALIDATION_VOICES``."""
+    return [v for v in mbrola_voices() if v not in VALIDATION_VOICES]
 
 
 def speaker_id(voice: str) -> str:
