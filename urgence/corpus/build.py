@@ -257,6 +257,16 @@ def _data(config: BuildConfig, name: str) -> Path | None:
 # -- planning ------------------------------------------------------------------------------
 
 
+def _check_synthesiser_option(option: str, count: int, available: bool, needs: str) -> None:
+    """Refuse a negative count, or a positive one for a synthesiser this machine lacks."""
+    if count < 0:
+        raise BuildError(f"{option} must be >= 0, got {count}")
+    if count and not available:
+        raise BuildError(
+            f"{option} needs {needs} (scripts/setup-system.sh does), or pass {option} 0"
+        )
+
+
 def plan_shards(config: BuildConfig) -> list[ShardSpec]:
     """Every shard of the build, in a fixed order. Raises BuildError for bad options."""
     if config.voices is not None and config.voices <= 0:
@@ -306,24 +316,23 @@ def plan_shards(config: BuildConfig) -> list[ShardSpec]:
     low, high = config.train_snr_db
     if not low < high:
         raise BuildError(f"--train-snr-db needs LOW < HIGH, got {low} {high}")
-    if config.pico_voices < 0:
-        raise BuildError(f"--pico-voices must be >= 0, got {config.pico_voices}")
-    if config.pico_voices and not pico_available():
-        raise BuildError(
-            "--pico-voices needs pico2wave: install Debian's libttspico-utils "
-            "(scripts/setup-system.sh does), or pass --pico-voices 0"
-        )
+    _check_synthesiser_option(
+        "--pico-voices",
+        config.pico_voices,
+        pico_available(),
+        "pico2wave: install Debian's libttspico-utils",
+    )
     shards += pico_shards(config.pico_voices)
-    if config.mbrola_shards < 0:
-        raise BuildError(f"--mbrola-shards must be >= 0, got {config.mbrola_shards}")
-    if config.mbrola_shards and not corpus_voices():
-        raise BuildError(
-            "--mbrola-shards needs MBROLA voices: install Debian's espeak-ng, mbrola and "
-            "mbrola-fr1 ... (scripts/setup-system.sh does), or pass --mbrola-shards 0"
-        )
+    mbrola = corpus_voices() if config.mbrola_shards > 0 else []
+    _check_synthesiser_option(
+        "--mbrola-shards",
+        config.mbrola_shards,
+        bool(mbrola),
+        "MBROLA voices: install Debian's espeak-ng, mbrola and mbrola-fr2 ...",
+    )
     shards += [
         ShardSpec(f"mbrola-{voice}-{index}", "mbrola", (voice,))
-        for voice in (corpus_voices() if config.mbrola_shards else [])
+        for voice in mbrola
         for index in range(config.mbrola_shards)
     ]
     rng = shard_rng(config.seed, "plan")
