@@ -19,6 +19,7 @@ heard in training; the speaking rate and pitch change with every utterance.
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import subprocess
@@ -49,9 +50,15 @@ _TIMEOUT_S = 30.0
 def mbrola_voices() -> list[str]:
     """The MBROLA voices installed on this machine, in ``MBROLA_VOICES`` order (none if
     espeak-ng or mbrola is missing)."""
-    if shutil.which(ESPEAK_COMMAND) is None or shutil.which(MBROLA_COMMAND) is None:
-        return []
-    return [v for v in MBROLA_VOICES if (VOICES_FOLDER / v / v).is_file()]
+    return list(_installed(ESPEAK_COMMAND, MBROLA_COMMAND, VOICES_FOLDER))
+
+
+@functools.lru_cache(maxsize=4)
+def _installed(espeak: str, mbrola: str, folder: Path) -> tuple[str, ...]:
+    # looked up once per process, not once per utterance (every piece of every clip asks)
+    if shutil.which(espeak) is None or shutil.which(mbrola) is None:
+        return ()
+    return tuple(v for v in MBROLA_VOICES if (folder / v / v).is_file())
 
 
 def corpus_voices() -> list[str]:
