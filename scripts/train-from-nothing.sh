@@ -5,8 +5,9 @@
 # every mined set so far; thresholds. Training runs on 2 processes
 # (urgence.nn.data_parallel), mining on 2 workers.
 # usage: scripts/train-from-nothing.sh OUT_DIR [SHARED_DIR]
-# CORPUS_OPTIONS, BASE_OPTIONS and MINE_OPTIONS, if set, are added to the corpus build, base
-# training and mining lines (e.g. "--pairs-per-keyword 3", "--set floor=true"). ROUNDS (default
+# CORPUS_OPTIONS, BASE_OPTIONS, MINE_OPTIONS and ROUND_OPTIONS, if set, are added to the
+# corpus build, base training, mining and fine-tuning (rounds 0 to ROUNDS) lines (e.g.
+# "--pairs-per-keyword 3", "--set floor=true", "--set ema_momentum=0.999"). ROUNDS (default
 # 3) is the number of mining rounds. BASE=words pretrains the base on French words (urgence
 # corpus words: the keywords, their closest words, frequent words) beside Speech Commands'
 # English words, instead of the English words alone (MODEL_CARD.md, session 13). ARCH is the
@@ -52,8 +53,9 @@ else
     --epochs 8 --set processes=2 ${BASE_OPTIONS:-} --out "$out/base/model" --run-dir "$out/base" > "$out/base.log" 2>&1
 fi
 stamp base
+# shellcheck disable=SC2086
 $U train --data "$out/corpus" --set init_from="$out/base/model" --set cmn=true --epochs 1 \
-  --set processes=2 --out "$out/round0" --run-dir "$out/round0-run" > "$out/round0.log" 2>&1
+  --set processes=2 ${ROUND_OPTIONS:-} --out "$out/round0" --run-dir "$out/round0-run" > "$out/round0.log" 2>&1
 stamp round0
 mined=""
 rounds=${ROUNDS:-3}
@@ -63,8 +65,9 @@ for round in $(seq 1 "$rounds"); do
     --workers 2 --out "$out/corpus/features_mined$round.npz" ${MINE_OPTIONS:-} --quiet > "$out/mine$round.log" 2>&1
   stamp "mine$round"
   mined="$mined${mined:+, }\"$out/corpus/features_mined$round.npz\""
+  # shellcheck disable=SC2086
   $U train --data "$out/corpus" --set extra_train="[$mined]" --set init_from="$out/round$((round - 1))" \
-    --set cmn=true --epochs 1 --set processes=2 --out "$out/round$round" \
+    --set cmn=true --epochs 1 --set processes=2 ${ROUND_OPTIONS:-} --out "$out/round$round" \
     --run-dir "$out/round$round-run" > "$out/round$round.log" 2>&1
   stamp "round$round"
 done

@@ -319,3 +319,31 @@ def test_a_model_started_from_another_records_the_others_architecture(tiny_corpu
         assert load_model(model).metadata["architecture"] == "bcresnet"
         assert load_model(model).metadata["network"] == built
     assert load_model(again).metadata["training"]["width"] == 8  # the unused setting
+
+
+def test_averaged_weights_are_exported_beside_the_raw_ones(tiny_corpus, tmp_path):
+    plain = train(_config(tiny_corpus, tmp_path / "plain", epochs=1), verbose=0)
+    config = _config(tiny_corpus, tmp_path / "ema", epochs=1, ema_momentum=0.9)
+    averaged = load_model(train(config, verbose=0))
+    last, raw = (
+        load_model(tmp_path / "ema" / "run" / "last"),
+        load_model(tmp_path / "ema" / "run" / "raw"),
+    )
+    # averaging does not change the training: the raw weights are the plain run's
+    for key, value in load_model(plain).get_weights().items():
+        np.testing.assert_array_equal(raw.get_weights()[key], value)
+    moving = last.optimizer.averaged()
+    exported = averaged.get_weights()
+    assert moving and all(np.array_equal(exported[k], v) for k, v in moving.items())
+    assert not all(np.array_equal(exported[k], raw.get_weights()[k]) for k in moving)
+    # the normalisation statistics were recomputed for the averaged weights
+    statistics = [k for k in exported if k.endswith("moving_mean")]
+    assert statistics and not all(
+        np.array_equal(exported[k], raw.get_weights()[k]) for k in statistics
+    )
+    assert "raw_val_accuracy" in averaged.metadata["history"][0]
+    # without recomputing, they are the last weights' own
+    config = _config(tiny_corpus, tmp_path / "kept", epochs=1, ema_momentum=0.9, ema_norm_batches=0)
+    kept = load_model(train(config, verbose=0)).get_weights()
+    for key in statistics:
+        np.testing.assert_array_equal(kept[key], raw.get_weights()[key])

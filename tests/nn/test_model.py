@@ -225,3 +225,40 @@ def test_divergence_raises_instead_of_training_on_nan(rng):
     model = Sequential([Dense(1)], input_shape=(2,)).compile("mse", optimizers.SGD(1e30))
     with pytest.raises(FloatingPointError, match="diverged"), np.errstate(all="ignore"):
         model.fit(x * 1e10, y.astype(np.float32), epochs=5, verbose=0)
+
+
+def test_update_normalization_sets_the_plain_mean_of_each_batch_statistics(rng):
+    model = Sequential([Dense(4), BatchNormalization(), Dense(3), Softmax()], input_shape=(2,))
+    batches = [rng.normal(loc=k, size=(8, 2)).astype(np.float32) for k in range(5)]
+    weights, bias = model.layers[0].params["W"], model.layers[0].params["b"]
+    # the loop oracle: the normalisation's inputs, batch by batch
+    means = [np.mean(x @ weights + bias, axis=0) for x in batches]
+    variances = [np.var(x @ weights + bias, axis=0) for x in batches]
+    assert model.update_normalization(iter(batches)) == 5
+    norm = model.layers[1]
+    np.testing.assert_allclose(norm.moving_mean, np.mean(means, axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(norm.moving_var, np.mean(variances, axis=0), rtol=1e-5)
+    assert norm.momentum == 0.9  # restored
+    with pytest.raises(ValueError, match="no batches"):
+        model.update_normalization([])
+
+
+def test_update_normalization_reaches_the_norms_inside_a_block_and_skips_frozen_ones(rng):
+    from urgence.nn.layers import BCResBlock, GlobalAveragePooling2D
+
+    model = Sequential(
+        [BatchNormalization(), BCResBlock(3, subbands=2), GlobalAveragePooling2D(), Dense(2)],
+        input_shape=(1, 8, 6),
+    )
+    model.layers[0].trainable = False
+    frozen_before = model.layers[0].moving_mean.copy()
+    batches = [rng.normal(loc=2.0, size=(4, 1, 8, 6)).astype(np.float32) for _ in range(3)]
+    block_before = {k: v.copy() for k, v in model.layers[1]._extra_state().items()}
+    model.update_normalization(batches)
+    once = {k: v.copy() for k, v in model.layers[1]._extra_state().items()}
+    assert block_before and all(not np.allclose(once[k], block_before[k]) for k in once)
+    np.testing.assert_array_equal(model.layers[0].moving_mean, frozen_before)
+    # a plain mean: whatever the statistics were, the same batches give the same ones
+    model.update_normalization(batches)
+    for key, value in model.layers[1]._extra_state().items():
+        np.testing.assert_allclose(value, once[key], rtol=1e-6)

@@ -119,3 +119,46 @@ def test_config_round_trip_and_bad_settings():
         optimizers.get("rmsprop")
     with pytest.raises(ValueError, match="does not match"):
         optimizers.SGD(0.1).step({"0.W": np.zeros(2, np.float32)}, {"0.W": np.zeros(3, np.float32)})
+
+
+def test_moving_average_follows_a_loop_of_the_debiased_formula(rng):
+    start = {"0.W": rng.normal(size=(3, 2)), "0.b": rng.normal(size=2)}
+    gradients = [{k: rng.normal(size=v.shape) for k, v in start.items()} for _ in range(30)]
+    adam = optimizers.Adam(0.05, ema_momentum=0.9)
+    params = {key: np.array(value, dtype=np.float32) for key, value in start.items()}
+    expected: dict[str, np.ndarray] = {}
+    for t, grads in enumerate(gradients, start=1):
+        adam.step(params, {k: np.array(v, dtype=np.float32) for k, v in grads.items()})
+        decay = min(0.9, (1 + t) / (10 + t))
+        for key, value in params.items():
+            if key not in expected:
+                expected[key] = value.astype(np.float64)
+            else:
+                expected[key] = decay * expected[key] + (1 - decay) * value
+    averaged = adam.averaged()
+    for key, value in expected.items():
+        np.testing.assert_allclose(averaged[key], value, rtol=1e-5, atol=1e-6)
+        assert averaged[key].dtype == np.float32
+        # the average lags the last weights: it is not a copy of them
+        assert not np.allclose(averaged[key], params[key], atol=1e-3)
+    # the copies returned are the caller's
+    averaged["0.b"][:] = 0
+    assert np.abs(adam.averaged()["0.b"]).sum() > 0
+
+
+def test_moving_average_leaves_the_steps_unchanged_and_resumes(rng):
+    start = {"1.W": rng.normal(size=(2, 2))}
+    gradients = [{"1.W": rng.normal(size=(2, 2))} for _ in range(6)]
+    plain = run_steps(optimizers.SGD(0.1, momentum=0.5), start, gradients)
+    averaging = optimizers.SGD(0.1, momentum=0.5, ema_momentum=0.99)
+    with_average = run_steps(averaging, start, gradients)
+    np.testing.assert_array_equal(with_average["1.W"], plain["1.W"])
+    # state and config round trip: a restored optimiser averages on as the first one
+    twin = optimizers.from_config(averaging.get_config())
+    twin.load_state_dict(averaging.state_dict())
+    assert twin.ema_momentum == 0.99
+    np.testing.assert_array_equal(twin.averaged()["1.W"], averaging.averaged()["1.W"])
+    with pytest.raises(ValueError, match="ema_momentum"):
+        optimizers.Adam(0.1, ema_momentum=1.0)
+    with pytest.raises(ValueError, match="no moving average"):
+        optimizers.Adam(0.1).averaged()

@@ -86,6 +86,12 @@ class TrainConfig:
     # targets (1 - e) on the label and e / K spread over all K classes (experiment; 0 = off):
     # a softer boundary between keywords and `_unknown_` for voices no training data holds
     label_smoothing: float = 0.0
+    # if > 0: the model scored and exported each epoch is the moving average of the weights
+    # (Adam's ema_momentum; experiment, 0 = off), its batch-normalisation statistics
+    # recomputed on ``ema_norm_batches`` training batches (0: the last weights' statistics
+    # kept); the last weights themselves are kept in <run_dir>/raw for comparison
+    ema_momentum: float = 0.0
+    ema_norm_batches: int = 100
     seed: int = 0
     init_from: str | None = None
     # with init_from and a base of the same labels (a mining round): keep its classifier and
@@ -431,6 +437,34 @@ def _log(message: str, verbose: int) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def _augmented_batch(x: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Training rows as the network sees them: shifted in time and masked (SpecAugment),
+    as the config asks."""
+    if config.time_shift_frames:
+        x = _time_shift_batch(x, config.time_shift_frames, rng)
+    if config.spec_augment:
+        x = _spec_augment_batch(x, rng)
+    return x
+
+
+def _averaged_model(last: Path, data: TaskData, config: TrainConfig, epoch: int) -> Sequential:
+    """The model saved at ``last`` with its optimiser's moving averages as weights, and its
+    batch-normalisation statistics recomputed for them on random training batches (their
+    own generator: the training's draws are the same with and without averaging)."""
+    averaged = load_model(last)
+    averaged.set_weights(averaged.optimizer.averaged())
+    rng = np.random.default_rng([config.seed, 2, epoch])
+    size = min(config.batch_size, len(data.y_train))
+    if config.ema_norm_batches:
+        averaged.update_normalization(
+            _augmented_batch(
+                data.x_train[np.sort(rng.choice(len(data.y_train), size, False))], config, rng
+            )[:, None]
+            for _ in range(config.ema_norm_batches)
+        )
+    return averaged
+
+
 def _clips_score(model: Sequential, labels, clips) -> dict:
     probs = score_clips(ClipClassifier(model, labels=labels), clips.samples)
     return evaluate_probs(probs, clips.labels, labels=labels, groups=clips.groups)
@@ -481,7 +515,12 @@ def train(
             warmup_steps=int(config.warmup_epochs * steps_per_epoch),
             final_fraction=0.02,
         )
-        model.compile("cross_entropy", Adam(schedule, weight_decay=config.weight_decay))
+        optimizer = Adam(
+            schedule,
+            weight_decay=config.weight_decay,
+            ema_momentum=config.ema_momentum or None,
+        )
+        model.compile("cross_entropy", optimizer)
         if verbose:
             print(model.summary(), file=sys.stderr)
 
@@ -497,11 +536,7 @@ def train(
             total_loss = total_correct = 0.0
             for step, start in enumerate(range(0, len(order), config.batch_size)):
                 idx = np.sort(order[start : start + config.batch_size])
-                xb = data.x_train[idx]
-                if config.time_shift_frames:
-                    xb = _time_shift_batch(xb, config.time_shift_frames, rng)
-                if config.spec_augment:
-                    xb = _spec_augment_batch(xb, rng)
+                xb = _augmented_batch(data.x_train[idx], config, rng)
                 yb = data.y_train[idx]
                 if config.label_smoothing:
                     yb = smoothed_targets(yb, len(data.labels), config.label_smoothing)
@@ -516,17 +551,25 @@ def train(
                         file=sys.stderr,
                         flush=True,
                     )
+            model.save(run_dir / "last", include_optimizer=True, metadata={"epoch": epoch})
+            scored = model
+            if config.ema_momentum:
+                model.save(run_dir / "raw", metadata={"epoch": epoch})
+                scored = _averaged_model(run_dir / "last", data, config, epoch)
             record = {
                 "epoch": epoch,
                 "loss": total_loss / len(order),
                 "accuracy": total_correct / len(order),
                 **{
                     f"val_{k}": v
-                    for k, v in model.evaluate(data.x_val[:, None], data.y_val).items()
+                    for k, v in scored.evaluate(data.x_val[:, None], data.y_val).items()
                 },
             }
+            if scored is not model:
+                raw = model.evaluate(data.x_val[:, None], data.y_val)
+                record["raw_val_accuracy"] = raw["accuracy"]
             if clips is not None and clips.samples:
-                report = _clips_score(model, data.labels, clips)
+                report = _clips_score(scored, data.labels, clips)
                 record["clips_accuracy"] = report["accuracy"]
                 record["clips_keyword_accuracy"] = report["keyword_accuracy"]
                 record["clips_forced_choice"] = report.get("forced_choice_accuracy")
@@ -537,8 +580,7 @@ def train(
             state["history"].append(record)
             if state["best"] is None or score > state["best"]["score"]:
                 state["best"] = {"epoch": epoch, "score": score}
-                model.save(run_dir / "best", metadata={"epoch": epoch})
-            model.save(run_dir / "last", include_optimizer=True, metadata={"epoch": epoch})
+                scored.save(run_dir / "best", metadata={"epoch": epoch})
             state.update(
                 epoch=epoch,
                 rng=rng.bit_generator.state,

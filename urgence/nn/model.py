@@ -355,6 +355,30 @@ class Sequential:
             correct += losses_module.accuracy_count(out, batch_y)
         return {"loss": loss_sum / x.shape[0], "accuracy": correct / x.shape[0]}
 
+    def update_normalization(self, batches: Iterable[np.ndarray]) -> int:
+        """Recompute every trainable batch normalisation's moving statistics as the plain
+        mean, over ``batches`` (each ``(N, *input_shape)``), of their batch statistics under
+        the current weights (PyTorch's ``swa_utils.update_bn``): for weights that were not
+        trained as they are, such as ``Optimizer.averaged()``, whose statistics the training
+        never saw. Returns the number of batches."""
+        norms = [
+            norm for layer in self.layers if layer.trainable for norm in layer.normalizations()
+        ]
+        momenta = [norm.momentum for norm in norms]
+        count = 0
+        try:
+            for count, x in enumerate(batches, start=1):
+                for norm in norms:
+                    # keep (k - 1) / k of the mean of the first k - 1 batches: a plain mean
+                    norm.momentum = (count - 1) / count
+                self._forward(self._check_inputs(x), training=True, depth=len(self.layers))
+        finally:
+            for norm, momentum in zip(norms, momenta, strict=True):
+                norm.momentum = momentum
+        if count == 0:
+            raise ValueError("update_normalization: no batches")
+        return count
+
     def predict_proba(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Model outputs ``(N, *output_shape)`` float32 for ``x: (N, *input_shape)``, computed
         ``batch_size`` samples at a time; class probabilities for a classifier.

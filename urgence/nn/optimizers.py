@@ -10,6 +10,13 @@ Weight decay applies to weight arrays (two or more axes: dense matrices, convolu
 never to biases or batch-norm scales and shifts (one axis): ``SGD`` uses an L2 penalty added
 to the gradient (so it goes through the momentum), ``Adam`` uses decoupled decay (AdamW:
 ``p -= lr * weight_decay * p`` beside the Adam step).
+
+With ``ema_momentum`` the optimiser also keeps an exponential moving average of each
+parameter (slot ``"ema"``, as Keras's ``use_ema``): ``ema = d ema + (1 - d) p`` after every
+step, ``d = min(ema_momentum, (1 + t) / (10 + t))`` at step ``t`` (TensorFlow's
+``ExponentialMovingAverage`` with ``num_updates``), so a short run is not pulled towards its
+first steps. ``averaged()`` returns the averages, to evaluate or export them in place of the
+last weights.
 """
 
 from __future__ import annotations
@@ -30,13 +37,22 @@ class Optimizer:
     #: names of the per-parameter state arrays
     slots: tuple[str, ...] = ()
 
-    def __init__(self, lr: float | Schedule = 0.01, *, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        lr: float | Schedule = 0.01,
+        *,
+        weight_decay: float = 0.0,
+        ema_momentum: float | None = None,
+    ) -> None:
         self.schedule = lr if isinstance(lr, Schedule) else Constant(lr)
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if ema_momentum is not None and not 0 < ema_momentum < 1:
+            raise ValueError(f"ema_momentum must lie in (0, 1), got {ema_momentum}")
         self.weight_decay = float(weight_decay)
+        self.ema_momentum = None if ema_momentum is None else float(ema_momentum)
         self.iterations = 0
-        self.state: dict[str, dict[str, np.ndarray]] = {slot: {} for slot in self.slots}
+        self.state: dict[str, dict[str, np.ndarray]] = {slot: {} for slot in self._state_slots()}
         # one reusable buffer per parameter, so an update allocates nothing
         self._scratch: dict[str, np.ndarray] = {}
 
@@ -54,6 +70,30 @@ class Optimizer:
                 raise ValueError(f"{path}: gradient {grad.shape} does not match {param.shape}")
             self._update(path, param, grad, lr)
         self.iterations += 1
+        if self.ema_momentum is not None:
+            self._average(params)
+
+    def _state_slots(self) -> tuple[str, ...]:
+        return self.slots + (("ema",) if self.ema_momentum is not None else ())
+
+    def _average(self, params: dict[str, np.ndarray]) -> None:
+        decay = min(self.ema_momentum, (1 + self.iterations) / (10 + self.iterations))
+        averages = self.state["ema"]
+        for path, param in params.items():
+            average = averages.get(path)
+            if average is None:
+                averages[path] = param.copy()
+                continue
+            scratch = self._buffer(path, param)
+            np.subtract(param, average, out=scratch)
+            scratch *= 1 - decay
+            average += scratch
+
+    def averaged(self) -> dict[str, np.ndarray]:
+        """Copies of the moving averages of the parameters stepped so far, keyed by path."""
+        if self.ema_momentum is None:
+            raise ValueError("this optimizer keeps no moving average (ema_momentum is None)")
+        return {path: average.copy() for path, average in self.state["ema"].items()}
 
     def _update(self, path: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
         raise NotImplementedError
@@ -85,7 +125,7 @@ class Optimizer:
         """Restore what ``state_dict`` returned; ``ValueError`` on an unknown slot or key."""
         if "iterations" not in arrays:
             raise ValueError("optimizer state has no 'iterations'")
-        state: dict[str, dict[str, np.ndarray]] = {slot: {} for slot in self.slots}
+        state: dict[str, dict[str, np.ndarray]] = {slot: {} for slot in self._state_slots()}
         for key, value in arrays.items():
             if key == "iterations":
                 continue
@@ -97,11 +137,14 @@ class Optimizer:
         self.state = state
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config = {
             "name": self.name,
             "lr": self.schedule.get_config(),
             "weight_decay": self.weight_decay,
         }
+        if self.ema_momentum is not None:
+            config["ema_momentum"] = self.ema_momentum
+        return config
 
 
 class SGD(Optimizer):
@@ -116,11 +159,16 @@ class SGD(Optimizer):
     slots = ("velocity",)
 
     def __init__(
-        self, lr: float | Schedule = 0.01, *, momentum: float = 0.0, weight_decay: float = 0.0
+        self,
+        lr: float | Schedule = 0.01,
+        *,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        ema_momentum: float | None = None,
     ) -> None:
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-        super().__init__(lr, weight_decay=weight_decay)
+        super().__init__(lr, weight_decay=weight_decay, ema_momentum=ema_momentum)
         self.momentum = float(momentum)
 
     def _update(self, path: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
@@ -162,13 +210,14 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-7,
         weight_decay: float = 0.0,
+        ema_momentum: float | None = None,
     ) -> None:
         for key, value in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= value < 1:
                 raise ValueError(f"{key} must lie in [0, 1), got {value}")
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps}")
-        super().__init__(lr, weight_decay=weight_decay)
+        super().__init__(lr, weight_decay=weight_decay, ema_momentum=ema_momentum)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
     def _update(self, path: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:

@@ -109,5 +109,10 @@ class Layer:
         """Saved, non-trained arrays (updated in place by ``load_state``)."""
         return {}
 
+    def normalizations(self) -> list[Layer]:
+        """The batch normalisations this layer is or holds (their moving statistics are
+        recomputed by ``Sequential.update_normalization``)."""
+        return []
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get_config()})"

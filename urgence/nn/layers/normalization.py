@@ -33,6 +33,9 @@ class BatchNormalization(Layer):
         # or "rows": centred x as (C, N*H*W) rows, see _forward_channel_rows)
         self._cache: tuple[np.ndarray | None, np.ndarray, bool | str] | None = None
 
+    def normalizations(self) -> list[Layer]:
+        return [self]
+
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) not in (1, 3):
             raise LayerError(

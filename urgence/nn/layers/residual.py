@@ -204,6 +204,9 @@ class BCResBlock(Layer):
             for key, value in norm._extra_state().items()
         }
 
+    def normalizations(self) -> list[Layer]:
+        return list(self._norms.values())
+
     def _sync_norms(self) -> None:
         """Hand this layer's (possibly replaced, e.g. float64) parameters to its norms."""
         for name, norm in self._norms.items():
