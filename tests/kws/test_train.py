@@ -342,6 +342,7 @@ def test_averaged_weights_are_exported_beside_the_raw_ones(tiny_corpus, tmp_path
         np.array_equal(exported[k], raw.get_weights()[k]) for k in statistics
     )
     assert "raw_val_accuracy" in averaged.metadata["history"][0]
+    assert ClipClassifier.load(tmp_path / "ema" / "run" / "raw").labels == LABELS
     # without recomputing, they are the last weights' own
     config = _config(tiny_corpus, tmp_path / "kept", epochs=1, ema_momentum=0.9, ema_norm_batches=0)
     kept = load_model(train(config, verbose=0)).get_weights()

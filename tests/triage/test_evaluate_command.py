@@ -127,6 +127,29 @@ def test_saved_calls_are_read_back_instead_of_synthesised(
     assert "generated with" in capsys.readouterr().err
 
 
+def test_validation_voices_are_evaluated_on_request_and_never_tuned_on_the_test_ones(
+    tmp_path, incendie_model_path, capsys, monkeypatch
+):
+    from urgence.triage import calls as calls_module
+
+    asked = []
+    real_voices = calls_module.heldout_voices
+
+    def recording(split="test"):
+        asked.append(split)
+        return real_voices(split)
+
+    monkeypatch.setattr(calls_module, "heldout_voices", recording)
+    args = [*evaluate_calls_args(tmp_path, incendie_model_path), "--speech", "", "--json"]
+    assert main([*args, "--voices", "val"]) == 0
+    assert json.loads(capsys.readouterr().out)["calls"] == 3
+    assert main(args) == 0
+    capsys.readouterr()
+    assert asked == ["val", "test"]
+    assert main([*args, "--tune", "--voices", "test"]) == 2
+    assert "validation voices only" in capsys.readouterr().err
+
+
 def test_command_without_noise_folder_is_a_clear_error(tmp_path, incendie_model_path, capsys):
     status = main(
         [

@@ -554,7 +554,14 @@ def train(
             model.save(run_dir / "last", include_optimizer=True, metadata={"epoch": epoch})
             scored = model
             if config.ema_momentum:
-                model.save(run_dir / "raw", metadata={"epoch": epoch})
+                # loadable as a keyword model, to be compared with the averaged one
+                raw_metadata = {
+                    "epoch": epoch,
+                    "task": config.task,
+                    "labels": list(data.labels),
+                    "feature_config": FeatureConfig().to_dict(),
+                }
+                model.save(run_dir / "raw", metadata=raw_metadata)
                 scored = _averaged_model(run_dir / "last", data, config, epoch)
             record = {
                 "epoch": epoch,

@@ -72,6 +72,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "outside its test split, and store them in the model file",
     )
     parser.add_argument(
+        "--voices",
+        choices=("test", "val"),
+        help="whose voices speak the generated calls: the test voices (default), or the "
+        "validation voices (the default with --tune): to compare models on the calls their "
+        "thresholds were tuned on, without looking at the test calls",
+    )
+    parser.add_argument(
         "--objective",
         choices=("routing", "f1"),
         default="routing",
@@ -470,7 +477,10 @@ def run(args: argparse.Namespace) -> int:
     except (ModelFileError, AudioError) as exc:
         print(f"urgence evaluate-calls: {exc}", file=sys.stderr)
         return 2
-    split = "val" if args.tune else "test"
+    split = args.voices or ("val" if args.tune else "test")
+    if args.tune and split != "val":
+        print("urgence evaluate-calls: --tune uses the validation voices only", file=sys.stderr)
+        return 2
     recipe = {"calls": args.calls, "seed": args.seed, "voices": split, "noises": sorted(noises)}
     if args.calls_audio and Path(args.calls_audio).exists():
         try:
