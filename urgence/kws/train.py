@@ -437,6 +437,15 @@ def _log(message: str, verbose: int) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def _keyword_model_metadata(config: TrainConfig, labels) -> dict[str, Any]:
+    """What a model file needs to be loaded as a keyword model (``urgence.kws.model``)."""
+    return {
+        "task": config.task,
+        "labels": list(labels),
+        "feature_config": FeatureConfig().to_dict(),
+    }
+
+
 def _augmented_batch(x: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
     """Training rows as the network sees them: shifted in time and masked (SpecAugment),
     as the config asks."""
@@ -453,9 +462,9 @@ def _averaged_model(last: Path, data: TaskData, config: TrainConfig, epoch: int)
     own generator: the training's draws are the same with and without averaging)."""
     averaged = load_model(last)
     averaged.set_weights(averaged.optimizer.averaged())
-    rng = np.random.default_rng([config.seed, 2, epoch])
-    size = min(config.batch_size, len(data.y_train))
     if config.ema_norm_batches:
+        rng = np.random.default_rng([config.seed, 2, epoch])
+        size = min(config.batch_size, len(data.y_train))
         averaged.update_normalization(
             _augmented_batch(
                 data.x_train[np.sort(rng.choice(len(data.y_train), size, False))], config, rng
@@ -555,12 +564,7 @@ def train(
             scored = model
             if config.ema_momentum:
                 # loadable as a keyword model, to be compared with the averaged one
-                raw_metadata = {
-                    "epoch": epoch,
-                    "task": config.task,
-                    "labels": list(data.labels),
-                    "feature_config": FeatureConfig().to_dict(),
-                }
+                raw_metadata = {"epoch": epoch, **_keyword_model_metadata(config, data.labels)}
                 model.save(run_dir / "raw", metadata=raw_metadata)
                 scored = _averaged_model(run_dir / "last", data, config, epoch)
             record = {
@@ -610,9 +614,7 @@ def train(
     best = load_model(run_dir / "best")
     network = _network_of(config)
     metadata = {
-        "task": config.task,
-        "labels": list(data.labels),
-        "feature_config": FeatureConfig().to_dict(),
+        **_keyword_model_metadata(config, data.labels),
         "thresholds": {},
         "architecture": network["architecture"],
         # the network as built; "training" below is this run's configuration, whose
